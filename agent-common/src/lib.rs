@@ -1,0 +1,330 @@
+//! Record layouts shared by Vigil's eBPF programs and its userspace agent.
+//!
+//! Every type here is `#[repr(C)]` and plain old data: the kernel side writes it into the ring
+//! buffer or reads it from a map, and the user side decodes it. Userspace never trusts a length
+//! found in a record; see the agent's `decode` module.
+#![no_std]
+
+/// Length of a task's `comm`, as in the kernel.
+pub const COMM_LEN: usize = 16;
+/// Syscall numbers at or above this are never traced (the interest map has this many slots).
+pub const MAX_SYSCALL_NR: u32 = 512;
+/// Longest string read from user memory per slot, terminating NUL included (PATH_MAX).
+pub const STR_MAX: usize = 4096;
+/// String slots per syscall record (mount needs three: source, target, fstype).
+pub const STR_SLOTS: usize = 3;
+/// Most argv entries captured for an exec.
+pub const ARGV_MAX_ARGS: usize = 64;
+/// Most bytes of argv (NUL-separated) captured for an exec.
+pub const ARGV_MAX_BYTES: usize = 4096;
+/// Most bytes of a socket address captured (`sockaddr_un` is 110).
+pub const SOCKADDR_MAX: usize = 128;
+/// Bytes of variable data that may follow a record's fixed part.
+pub const DATA_CAP: usize = STR_SLOTS * STR_MAX + ARGV_MAX_BYTES;
+/// Marks an unused argument index in a [`SyscallRecipe`].
+pub const NO_ARG: u8 = 0xff;
+/// Marks a tracepoint field that this kernel does not have, in a [`TracepointLayout`].
+pub const NO_FIELD: u16 = 0xffff;
+
+/// What a record describes; the first byte of every record.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A completed syscall: [`SyscallRecord`] followed by its strings.
+    Syscall = 1,
+    /// A new process (never a thread): [`ForkRecord`].
+    Fork = 2,
+    /// A successful exec: [`ExecRecord`] followed by the filename.
+    Exec = 3,
+    /// A thread or process exit: [`ExitRecord`].
+    Exit = 4,
+}
+
+impl RecordKind {
+    /// Maps the wire byte back to a kind.
+    pub fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(Self::Syscall),
+            2 => Some(Self::Fork),
+            3 => Some(Self::Exec),
+            4 => Some(Self::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// Bits of [`RecordHeader::flags`].
+pub mod record_flags {
+    /// String slot 0 hit [`super::STR_MAX`] (slot `n` is `STR0_TRUNCATED << n`).
+    pub const STR0_TRUNCATED: u8 = 1 << 0;
+    /// argv had more than [`super::ARGV_MAX_ARGS`] entries or [`super::ARGV_MAX_BYTES`] bytes.
+    pub const ARGV_TRUNCATED: u8 = 1 << 3;
+    /// The socket address was longer than [`super::SOCKADDR_MAX`].
+    pub const SOCKADDR_TRUNCATED: u8 = 1 << 4;
+    /// A read of user memory failed (unmapped or paged-out pointer); the field is empty.
+    pub const USER_READ_FAILED: u8 = 1 << 5;
+}
+
+/// The fixed start of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordHeader {
+    /// A [`RecordKind`] byte.
+    pub kind: u8,
+    /// [`record_flags`] bits.
+    pub flags: u8,
+    /// The Vigil syscall id (not the architecture's number) for syscall records, else 0.
+    pub syscall_id: u16,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// `bpf_ktime_get_boot_ns` when the record was made.
+    pub ts_ns: u64,
+    /// Thread group id (the process id userspace sees).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Parent process id as tracked by the kernel side, 0 if unknown.
+    pub ppid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// Reserved, zero.
+    pub reserved2: u32,
+    /// cgroup v2 id (the inode number of the cgroup's directory).
+    pub cgroup_id: u64,
+    /// Task name, NUL padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// A completed syscall. Followed by `str_len[0..3]` bytes of strings, then `argv_len` bytes of
+/// NUL-separated argv, in that order and without padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SyscallRecord {
+    /// Common header; `kind` is [`RecordKind::Syscall`].
+    pub header: RecordHeader,
+    /// The syscall's return value.
+    pub ret: i64,
+    /// Raw syscall arguments as passed.
+    pub args: [u64; 6],
+    /// Extra words read from user memory, as the recipe's `aux_arg` asks (openat2's `open_how`,
+    /// clone3's `clone_args`).
+    pub aux: [u64; 3],
+    /// Length of each string slot, terminating NUL excluded.
+    pub str_len: [u16; STR_SLOTS],
+    /// Length of the argv area.
+    pub argv_len: u16,
+    /// Number of argv entries captured.
+    pub argc: u16,
+    /// Length of the socket address in `sockaddr`.
+    pub sockaddr_len: u16,
+    /// Reserved, zero.
+    pub reserved: [u16; 2],
+    /// The socket address, as the kernel or the caller laid it out.
+    pub sockaddr: [u8; SOCKADDR_MAX],
+}
+
+/// A new process. Threads are filtered in the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ForkRecord {
+    /// Common header, describing the parent; `kind` is [`RecordKind::Fork`].
+    pub header: RecordHeader,
+    /// The new process's id.
+    pub child_pid: u32,
+    /// The new process's parent (differs from the caller with `CLONE_PARENT`).
+    pub child_ppid: u32,
+}
+
+/// A successful exec. Followed by `filename_len` bytes of the filename the kernel resolved.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecRecord {
+    /// Common header, describing the process after the exec; `kind` is [`RecordKind::Exec`].
+    pub header: RecordHeader,
+    /// The thread id that called exec (a non-leader thread takes over the leader's id).
+    pub old_tid: u32,
+    /// Length of the filename that follows.
+    pub filename_len: u16,
+    /// Reserved, zero.
+    pub reserved: u16,
+}
+
+/// A thread exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitRecord {
+    /// Common header; `kind` is [`RecordKind::Exit`].
+    pub header: RecordHeader,
+    /// 1 when the whole thread group is gone, 0 when not, 2 when the kernel does not say.
+    pub group_dead: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 7],
+}
+
+/// How a syscall passes a socket address.
+pub mod sockaddr_mode {
+    /// No socket address.
+    pub const NONE: u8 = 0;
+    /// A pointer argument and a length argument (connect, bind, sendto).
+    pub const PTR_AND_LEN: u8 = 1;
+    /// A pointer argument and a pointer to the length, filled by the kernel (accept).
+    pub const PTR_AND_LEN_PTR: u8 = 2;
+    /// A `struct msghdr` pointer whose `msg_name`/`msg_namelen` hold it (sendmsg).
+    pub const MSGHDR: u8 = 3;
+}
+
+/// Bits of [`SyscallRecipe::flags`].
+pub mod recipe_flags {
+    /// Keep the arguments for the fork tracepoint, but emit no record of the syscall.
+    pub const STASH_ONLY: u8 = 1 << 0;
+    /// The syscall is an exec: capture strings and argv at entry, before memory is replaced.
+    pub const EXEC: u8 = 1 << 1;
+    /// The syscall creates a task: `args[0]` holds clone flags (clone).
+    pub const CLONE_FLAGS_ARG0: u8 = 1 << 2;
+    /// The syscall creates a task: `aux[0]` holds clone flags (clone3).
+    pub const CLONE_FLAGS_AUX0: u8 = 1 << 3;
+}
+
+/// How the kernel side captures one syscall: the value of the interest map, indexed by the
+/// architecture's syscall number. An all-zero recipe (`id == 0`) means "not wanted".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallRecipe {
+    /// Vigil's syscall id, stable across architectures; 0 switches the syscall off.
+    pub id: u16,
+    /// [`recipe_flags`] bits.
+    pub flags: u8,
+    /// A [`sockaddr_mode`] value.
+    pub sockaddr_mode: u8,
+    /// Argument holding the socket address pointer (or the msghdr pointer).
+    pub sockaddr_arg: u8,
+    /// Argument holding the address length (or a pointer to it).
+    pub sockaddr_len_arg: u8,
+    /// Argument pointing to a user struct whose first three words go to `aux`.
+    pub aux_arg: u8,
+    /// Argument holding the argv pointer (execs only).
+    pub argv_arg: u8,
+    /// Arguments holding user strings, one per slot.
+    pub str_args: [u8; STR_SLOTS],
+    /// Reserved, zero.
+    pub reserved: [u8; 5],
+}
+
+/// Offsets of tracepoint fields the programs read, taken from tracefs `format` files at load
+/// time because they differ between kernel versions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracepointLayout {
+    /// `sched_process_fork`: `child_pid`.
+    pub fork_child_pid: u16,
+    /// `sched_process_exec`: `__data_loc filename`.
+    pub exec_filename: u16,
+    /// `sched_process_exec`: `old_pid`.
+    pub exec_old_pid: u16,
+    /// `sched_process_exit`: `group_dead`, or [`NO_FIELD`].
+    pub exit_group_dead: u16,
+}
+
+/// Run-time settings of the probes: the single entry of the config map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Field offsets of the sched tracepoints.
+    pub layout: TracepointLayout,
+    /// Events of this thread group are not reported (the agent itself), 0 for none.
+    pub ignored_tgid: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// Indexes of the per-CPU drop counters.
+pub mod drop_reason {
+    /// The ring buffer had no room for a record.
+    pub const RINGBUF_FULL: u32 = 0;
+    /// The pending-syscall map could not take an entry, so a syscall went unreported.
+    pub const PENDING_FULL: u32 = 1;
+    /// The pending-exec map could not take an entry, so an exec went unreported.
+    pub const EXEC_PENDING_FULL: u32 = 2;
+    /// Number of counters.
+    pub const COUNT: u32 = 3;
+}
+
+/// Arguments of a syscall in flight, kept from entry to exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PendingCall {
+    /// The architecture's syscall number, to pair entry with exit.
+    pub nr: u64,
+    /// Raw arguments.
+    pub args: [u64; 6],
+    /// Words read through `aux_arg` at entry.
+    pub aux: [u64; 3],
+}
+
+/// The strings and argv of an exec, captured at entry: the exit cannot read them any more once
+/// the new image replaced the caller's memory.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecCapture {
+    /// [`record_flags`] raised during capture.
+    pub flags: u8,
+    /// Reserved, zero.
+    pub reserved: u8,
+    /// Length of the filename in `data[..filename_len]`.
+    pub filename_len: u16,
+    /// Length of the argv area in `data[STR_MAX..STR_MAX + argv_len]`.
+    pub argv_len: u16,
+    /// Number of argv entries captured.
+    pub argc: u16,
+    /// Filename slot then argv area.
+    pub data: [u8; STR_MAX + ARGV_MAX_BYTES],
+}
+
+/// Size of the per-CPU buffer in which the kernel side assembles a syscall record.
+pub const SCRATCH_SIZE: usize = core::mem::size_of::<SyscallRecord>() + DATA_CAP;
+
+/// The per-CPU assembly buffer's value type.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct Scratch {
+    /// Raw bytes of the record being assembled.
+    pub bytes: [u8; SCRATCH_SIZE],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C) plain data with no padding-dependent invariants; any bit
+    // pattern is a valid value.
+    unsafe impl aya::Pod for super::SyscallRecipe {}
+    unsafe impl aya::Pod for super::ProbeConfig {}
+    unsafe impl aya::Pod for super::PendingCall {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_are_stable() {
+        assert_eq!(size_of::<RecordHeader>(), 64);
+        assert_eq!(size_of::<SyscallRecord>(), 64 + 8 + 48 + 24 + 16 + SOCKADDR_MAX);
+        assert_eq!(size_of::<ForkRecord>(), 72);
+        assert_eq!(size_of::<ExecRecord>(), 72);
+        assert_eq!(size_of::<ExitRecord>(), 72);
+        assert_eq!(size_of::<SyscallRecipe>(), 16);
+        assert!(SCRATCH_SIZE <= 32 * 1024, "per-CPU values are limited to 32 KiB");
+    }
+
+    #[test]
+    fn record_kind_round_trips() {
+        for kind in [RecordKind::Syscall, RecordKind::Fork, RecordKind::Exec, RecordKind::Exit] {
+            assert_eq!(RecordKind::from_u8(kind as u8), Some(kind));
+        }
+        assert_eq!(RecordKind::from_u8(0), None);
+        assert_eq!(RecordKind::from_u8(5), None);
+    }
+}

@@ -1,0 +1,608 @@
+//! Vigil's kernel side: five tracepoint programs that turn process lifecycle and selected syscalls
+//! into records on one ring buffer.
+//!
+//! Only stable ABI is used: tracepoint arguments, `bpf_get_current_*` helpers and reads of user
+//! memory. Which syscalls are captured, and how their arguments are read, is decided by userspace
+//! through the `SYSCALL_INTEREST` map, so this code knows no syscall numbers.
+#![no_std]
+#![no_main]
+
+use core::{ffi::c_void, mem::size_of, ptr::addr_of_mut};
+
+use agent_common::{
+    ARGV_MAX_ARGS, ARGV_MAX_BYTES, DATA_CAP, ExecCapture, ExecRecord, ExitRecord, ForkRecord,
+    MAX_SYSCALL_NR, NO_FIELD, PendingCall, ProbeConfig, RecordHeader, RecordKind, SCRATCH_SIZE,
+    SOCKADDR_MAX, STR_MAX, STR_SLOTS, Scratch, SyscallRecipe, SyscallRecord, drop_reason,
+    recipe_flags, record_flags, sockaddr_mode,
+};
+use aya_ebpf::{
+    EbpfContext,
+    helpers::generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
+    },
+    macros::{map, tracepoint},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    programs::TracePointContext,
+};
+
+const BPF_F_NO_PREALLOC: u32 = 1;
+const CLONE_PARENT: u64 = 0x0000_8000;
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+/// Offsets in `raw_syscalls:sys_enter` / `sys_exit`; unchanged since 3.x and checked by the
+/// loader against tracefs before attaching.
+const RAW_ID_OFFSET: usize = 8;
+const RAW_ARGS_OFFSET: usize = 16;
+const RAW_RET_OFFSET: usize = 16;
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
+
+#[map]
+static SYSCALL_INTEREST: Array<SyscallRecipe> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
+
+#[map]
+static CONFIG: Array<ProbeConfig> = Array::with_max_entries(1, 0);
+
+#[map]
+static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(16384, 0);
+
+#[map]
+static EXEC_PENDING: HashMap<u32, ExecCapture> =
+    HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+
+#[map]
+static PARENTS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(65536, 0);
+
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_reason::COUNT, 0);
+
+#[inline(always)]
+fn count_drop(reason: u32) {
+    if let Some(counter) = DROPS.get_ptr_mut(reason) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *counter += 1 };
+    }
+}
+
+#[inline(always)]
+fn config() -> Option<&'static ProbeConfig> {
+    CONFIG.get(0)
+}
+
+#[inline(always)]
+fn pick(args: &[u64; 6], index: u8) -> Option<u64> {
+    match index {
+        0 => Some(args[0]),
+        1 => Some(args[1]),
+        2 => Some(args[2]),
+        3 => Some(args[3]),
+        4 => Some(args[4]),
+        5 => Some(args[5]),
+        _ => None,
+    }
+}
+
+#[inline(always)]
+unsafe fn fill_header(header: *mut RecordHeader, kind: RecordKind, syscall_id: u16) {
+    unsafe {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        let uid_gid = bpf_get_current_uid_gid();
+        let pid = (pid_tgid >> 32) as u32;
+        (*header).kind = kind as u8;
+        (*header).flags = 0;
+        (*header).syscall_id = syscall_id;
+        (*header).reserved = 0;
+        (*header).ts_ns = bpf_ktime_get_boot_ns();
+        (*header).pid = pid;
+        (*header).tid = pid_tgid as u32;
+        (*header).ppid = PARENTS.get(&pid).copied().unwrap_or(0);
+        (*header).uid = uid_gid as u32;
+        (*header).gid = (uid_gid >> 32) as u32;
+        (*header).reserved2 = 0;
+        (*header).cgroup_id = bpf_get_current_cgroup_id();
+        bpf_get_current_comm(
+            addr_of_mut!((*header).comm).cast(),
+            agent_common::COMM_LEN as u32,
+        );
+    }
+}
+
+/// Reads a NUL-terminated user string into `dst`; returns its length without the NUL and
+/// whether it was cut at `max`.
+#[inline(always)]
+unsafe fn read_user_str(dst: *mut u8, max: usize, src: u64, flags: &mut u8) -> (usize, bool) {
+    if src == 0 {
+        return (0, false);
+    }
+    let copied = unsafe { bpf_probe_read_user_str(dst.cast(), max as u32, src as *const c_void) };
+    if copied <= 0 {
+        *flags |= record_flags::USER_READ_FAILED;
+        return (0, false);
+    }
+    let copied = copied as usize;
+    (copied - 1, copied >= max)
+}
+
+#[tracepoint]
+pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    // SAFETY: offsets checked against this kernel's tracepoint format at load time.
+    unsafe { on_sys_enter(&ctx) };
+    0
+}
+
+#[inline(always)]
+unsafe fn on_sys_enter(ctx: &TracePointContext) {
+    let raw = ctx.as_ptr().cast::<u8>();
+    let nr = unsafe { *(raw.add(RAW_ID_OFFSET).cast::<i64>()) };
+    if nr < 0 || nr >= MAX_SYSCALL_NR as i64 {
+        return;
+    }
+    let recipe = match SYSCALL_INTEREST.get(nr as u32) {
+        Some(recipe) if recipe.id != 0 => *recipe,
+        _ => return,
+    };
+    let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
+    // The agent's own calls are skipped, except clone flags: the fork program still needs them
+    // to tell the agent's new threads from new processes.
+    if recipe.flags & recipe_flags::STASH_ONLY == 0
+        && let Some(config) = config()
+        && config.ignored_tgid != 0
+        && config.ignored_tgid == (pid_tgid >> 32) as u32
+    {
+        return;
+    }
+    let tid = pid_tgid as u32;
+    let mut call = PendingCall {
+        nr: nr as u64,
+        args: [0; 6],
+        aux: [0; 3],
+    };
+    let args = unsafe { raw.add(RAW_ARGS_OFFSET).cast::<u64>() };
+    for i in 0..6 {
+        call.args[i] = unsafe { *args.add(i) };
+    }
+    if let Some(ptr) = pick(&call.args, recipe.aux_arg)
+        && ptr != 0
+    {
+        unsafe {
+            bpf_probe_read_user(
+                addr_of_mut!(call.aux).cast(),
+                size_of::<[u64; 3]>() as u32,
+                ptr as *const c_void,
+            );
+        }
+    }
+    if recipe.flags & recipe_flags::EXEC != 0 {
+        unsafe { capture_exec(&recipe, &call.args, tid) };
+    }
+    if PENDING.insert(&tid, &call, 0).is_err() {
+        count_drop(drop_reason::PENDING_FULL);
+    }
+}
+
+/// Copies an exec's filename and argv while the caller's memory still exists.
+#[inline(always)]
+unsafe fn capture_exec(recipe: &SyscallRecipe, args: &[u64; 6], tid: u32) {
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let capture = scratch.cast::<ExecCapture>();
+    unsafe {
+        let data = addr_of_mut!((*capture).data).cast::<u8>();
+        let mut flags = 0u8;
+        let filename = pick(args, recipe.str_args[0]).unwrap_or(0);
+        let (filename_len, cut) = read_user_str(data, STR_MAX, filename, &mut flags);
+        if cut {
+            flags |= record_flags::STR0_TRUNCATED;
+        }
+
+        let argv = pick(args, recipe.argv_arg).unwrap_or(0);
+        let argv_area = data.add(STR_MAX);
+        let mut used: usize = 0;
+        let mut argc: u16 = 0;
+        if argv != 0 {
+            for i in 0..=ARGV_MAX_ARGS {
+                let mut arg: u64 = 0;
+                let slot = (argv + (i * 8) as u64) as *const c_void;
+                if bpf_probe_read_user(addr_of_mut!(arg).cast(), 8, slot) != 0 {
+                    flags |= record_flags::USER_READ_FAILED;
+                    break;
+                }
+                if arg == 0 {
+                    break;
+                }
+                if i == ARGV_MAX_ARGS || used >= ARGV_MAX_BYTES {
+                    flags |= record_flags::ARGV_TRUNCATED;
+                    break;
+                }
+                let offset = used & (ARGV_MAX_BYTES - 1);
+                let room = ARGV_MAX_BYTES - offset;
+                let copied = bpf_probe_read_user_str(
+                    argv_area.add(offset).cast(),
+                    room as u32,
+                    arg as *const c_void,
+                );
+                if copied <= 0 {
+                    flags |= record_flags::USER_READ_FAILED;
+                    break;
+                }
+                used = offset + copied as usize;
+                argc += 1;
+                if copied as usize >= room {
+                    flags |= record_flags::ARGV_TRUNCATED;
+                    break;
+                }
+            }
+        }
+        (*capture).flags = flags;
+        (*capture).reserved = 0;
+        (*capture).filename_len = filename_len as u16;
+        (*capture).argv_len = used as u16;
+        (*capture).argc = argc;
+        if EXEC_PENDING.insert(&tid, &*capture, 0).is_err() {
+            count_drop(drop_reason::EXEC_PENDING_FULL);
+        }
+    }
+}
+
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    // SAFETY: offsets checked against this kernel's tracepoint format at load time.
+    unsafe { on_sys_exit(&ctx) };
+    0
+}
+
+#[inline(always)]
+unsafe fn on_sys_exit(ctx: &TracePointContext) {
+    let raw = ctx.as_ptr().cast::<u8>();
+    let nr = unsafe { *(raw.add(RAW_ID_OFFSET).cast::<i64>()) };
+    if nr < 0 || nr >= MAX_SYSCALL_NR as i64 {
+        return;
+    }
+    let recipe = match SYSCALL_INTEREST.get(nr as u32) {
+        Some(recipe) if recipe.id != 0 => *recipe,
+        _ => return,
+    };
+    let ret = unsafe { *(raw.add(RAW_RET_OFFSET).cast::<i64>()) };
+    let tid = unsafe { bpf_get_current_pid_tgid() } as u32;
+    let Some(call) = (unsafe { PENDING.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = PENDING.remove(&tid);
+    if call.nr != nr as u64 || recipe.flags & recipe_flags::STASH_ONLY != 0 {
+        return;
+    }
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    unsafe {
+        let record = scratch.cast::<SyscallRecord>();
+        fill_header(addr_of_mut!((*record).header), RecordKind::Syscall, recipe.id);
+        (*record).ret = ret;
+        (*record).args = call.args;
+        (*record).aux = call.aux;
+        (*record).str_len = [0; STR_SLOTS];
+        (*record).argv_len = 0;
+        (*record).argc = 0;
+        (*record).sockaddr_len = 0;
+        (*record).reserved = [0; 2];
+        let data = scratch.cast::<u8>().add(size_of::<SyscallRecord>());
+        let mut flags = 0u8;
+        let used = if recipe.flags & recipe_flags::EXEC != 0 {
+            copy_exec_capture(record, data, tid, &mut flags)
+        } else {
+            read_strings(&recipe, &call.args, record, data, &mut flags)
+        };
+        read_sockaddr(&recipe, &call.args, ret, record, &mut flags);
+        (*record).header.flags = flags;
+
+        let total = size_of::<SyscallRecord>() + used;
+        if total > SCRATCH_SIZE {
+            return;
+        }
+        let bytes = core::slice::from_raw_parts(scratch.cast::<u8>(), total);
+        if EVENTS.output::<[u8]>(bytes, 0).is_err() {
+            count_drop(drop_reason::RINGBUF_FULL);
+        }
+    }
+}
+
+/// Reads the recipe's string arguments back to back into `data`; returns the bytes used.
+#[inline(always)]
+unsafe fn read_strings(
+    recipe: &SyscallRecipe,
+    args: &[u64; 6],
+    record: *mut SyscallRecord,
+    data: *mut u8,
+    flags: &mut u8,
+) -> usize {
+    let mut used: usize = 0;
+    for slot in 0..STR_SLOTS {
+        let Some(src) = pick(args, recipe.str_args[slot]) else {
+            continue;
+        };
+        // Two strings of at most STR_MAX - 1 bytes fit below 2 * STR_MAX; the mask proves it.
+        let offset = used & (2 * STR_MAX - 1);
+        let (len, cut) = unsafe { read_user_str(data.add(offset), STR_MAX, src, flags) };
+        if cut {
+            *flags |= record_flags::STR0_TRUNCATED << slot;
+        }
+        unsafe { (*record).str_len[slot] = len as u16 };
+        used = offset + len;
+    }
+    used
+}
+
+/// Moves the exec capture taken at entry into the record; returns the bytes used.
+#[inline(always)]
+unsafe fn copy_exec_capture(
+    record: *mut SyscallRecord,
+    data: *mut u8,
+    tid: u32,
+    flags: &mut u8,
+) -> usize {
+    let Some(capture) = EXEC_PENDING.get_ptr(&tid) else {
+        return 0;
+    };
+    unsafe {
+        let filename_len = ((*capture).filename_len as usize) & (STR_MAX - 1);
+        let argv_len = ((*capture).argv_len as usize) & (2 * ARGV_MAX_BYTES - 1);
+        if argv_len > ARGV_MAX_BYTES {
+            let _ = EXEC_PENDING.remove(&tid);
+            return 0;
+        }
+        let source = addr_of_mut!((*capture.cast_mut()).data).cast::<u8>();
+        bpf_probe_read_kernel(data.cast(), filename_len as u32, source.cast());
+        bpf_probe_read_kernel(
+            data.add(filename_len).cast(),
+            argv_len as u32,
+            source.add(STR_MAX).cast(),
+        );
+        *flags |= (*capture).flags;
+        (*record).str_len[0] = filename_len as u16;
+        (*record).argv_len = argv_len as u16;
+        (*record).argc = (*capture).argc;
+        let _ = EXEC_PENDING.remove(&tid);
+        filename_len + argv_len
+    }
+}
+
+#[inline(always)]
+unsafe fn read_sockaddr(
+    recipe: &SyscallRecipe,
+    args: &[u64; 6],
+    ret: i64,
+    record: *mut SyscallRecord,
+    flags: &mut u8,
+) {
+    let (addr, len) = unsafe {
+        match recipe.sockaddr_mode {
+            sockaddr_mode::PTR_AND_LEN => (
+                pick(args, recipe.sockaddr_arg).unwrap_or(0),
+                pick(args, recipe.sockaddr_len_arg).unwrap_or(0) as u32,
+            ),
+            sockaddr_mode::PTR_AND_LEN_PTR => {
+                // The kernel fills the peer address only on success.
+                let len_ptr = pick(args, recipe.sockaddr_len_arg).unwrap_or(0);
+                if ret < 0 || len_ptr == 0 {
+                    return;
+                }
+                let mut len: u32 = 0;
+                bpf_probe_read_user(addr_of_mut!(len).cast(), 4, len_ptr as *const c_void);
+                (pick(args, recipe.sockaddr_arg).unwrap_or(0), len)
+            }
+            sockaddr_mode::MSGHDR => {
+                let header = pick(args, recipe.sockaddr_arg).unwrap_or(0);
+                if header == 0 {
+                    return;
+                }
+                // struct user_msghdr { void *msg_name; int msg_namelen; ... }
+                let mut name: u64 = 0;
+                let mut len: u32 = 0;
+                bpf_probe_read_user(addr_of_mut!(name).cast(), 8, header as *const c_void);
+                bpf_probe_read_user(addr_of_mut!(len).cast(), 4, (header + 8) as *const c_void);
+                (name, len)
+            }
+            _ => return,
+        }
+    };
+    if addr == 0 || len == 0 {
+        return;
+    }
+    let mut take = len as usize;
+    if take > SOCKADDR_MAX {
+        take = SOCKADDR_MAX;
+        *flags |= record_flags::SOCKADDR_TRUNCATED;
+    }
+    unsafe {
+        if bpf_probe_read_user(
+            addr_of_mut!((*record).sockaddr).cast(),
+            take as u32,
+            addr as *const c_void,
+        ) != 0
+        {
+            *flags |= record_flags::USER_READ_FAILED;
+            return;
+        }
+        (*record).sockaddr_len = take as u16;
+    }
+}
+
+/// Reads a 4-byte tracepoint field at an offset learned from tracefs.
+#[inline(always)]
+unsafe fn read_field_u32(ctx: &TracePointContext, offset: u16) -> Option<u32> {
+    if offset == NO_FIELD {
+        return None;
+    }
+    let mut value: u32 = 0;
+    let source = (ctx.as_ptr() as u64 + offset as u64) as *const c_void;
+    let rc = unsafe { bpf_probe_read_kernel(addr_of_mut!(value).cast(), 4, source) };
+    (rc == 0).then_some(value)
+}
+
+#[tracepoint]
+pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+    // SAFETY: field offsets come from this kernel's tracepoint format.
+    unsafe { on_fork(&ctx) };
+    0
+}
+
+#[inline(always)]
+unsafe fn on_fork(ctx: &TracePointContext) {
+    let Some(config) = config() else {
+        return;
+    };
+    let Some(child) = (unsafe { read_field_u32(ctx, config.layout.fork_child_pid) }) else {
+        return;
+    };
+    let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
+    let caller_tgid = (pid_tgid >> 32) as u32;
+    let mut clone_flags: u64 = 0;
+    if let Some(call) = unsafe { PENDING.get(&(pid_tgid as u32)) }
+        && call.nr < MAX_SYSCALL_NR as u64
+        && let Some(recipe) = SYSCALL_INTEREST.get(call.nr as u32)
+    {
+        if recipe.flags & recipe_flags::CLONE_FLAGS_ARG0 != 0 {
+            clone_flags = call.args[0];
+        } else if recipe.flags & recipe_flags::CLONE_FLAGS_AUX0 != 0 {
+            clone_flags = call.aux[0];
+        }
+    }
+    if clone_flags & CLONE_THREAD != 0 {
+        return;
+    }
+    let parent = if clone_flags & CLONE_PARENT != 0 {
+        unsafe { PARENTS.get(&caller_tgid) }.copied().unwrap_or(0)
+    } else {
+        caller_tgid
+    };
+    let _ = PARENTS.insert(&child, &parent, 0);
+
+    let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
+        count_drop(drop_reason::RINGBUF_FULL);
+        return;
+    };
+    let record = entry.as_mut_ptr();
+    unsafe {
+        fill_header(addr_of_mut!((*record).header), RecordKind::Fork, 0);
+        (*record).child_pid = child;
+        (*record).child_ppid = parent;
+    }
+    entry.submit(0);
+}
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    // SAFETY: field offsets come from this kernel's tracepoint format.
+    unsafe { on_exec(&ctx) };
+    0
+}
+
+#[inline(always)]
+unsafe fn on_exec(ctx: &TracePointContext) {
+    let Some(config) = config() else {
+        return;
+    };
+    let tid = unsafe { bpf_get_current_pid_tgid() } as u32;
+    let old_tid = unsafe { read_field_u32(ctx, config.layout.exec_old_pid) }.unwrap_or(tid);
+    if old_tid != tid {
+        // A non-leader thread called exec and took over the leader's id: its syscall exit will
+        // be seen under the new id.
+        if let Some(call) = unsafe { PENDING.get(&old_tid) }.copied() {
+            let _ = PENDING.insert(&tid, &call, 0);
+            let _ = PENDING.remove(&old_tid);
+        }
+        if let Some(capture) = EXEC_PENDING.get_ptr(&old_tid) {
+            let _ = EXEC_PENDING.insert(&tid, unsafe { &*capture }, 0);
+            let _ = EXEC_PENDING.remove(&old_tid);
+        }
+    }
+
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    unsafe {
+        let record = scratch.cast::<ExecRecord>();
+        fill_header(addr_of_mut!((*record).header), RecordKind::Exec, 0);
+        (*record).old_tid = old_tid;
+        (*record).filename_len = 0;
+        (*record).reserved = 0;
+        let mut used = 0usize;
+        if let Some(loc) = read_field_u32(ctx, config.layout.exec_filename) {
+            let data = scratch.cast::<u8>().add(size_of::<ExecRecord>());
+            let source = (ctx.as_ptr() as u64 + (loc & 0xffff) as u64) as *const c_void;
+            let copied = bpf_probe_read_kernel_str(data.cast(), STR_MAX as u32, source);
+            if copied > 0 {
+                used = (copied as usize - 1) & (STR_MAX - 1);
+                (*record).filename_len = used as u16;
+            }
+        }
+        let total = size_of::<ExecRecord>() + used;
+        if total > SCRATCH_SIZE {
+            return;
+        }
+        let bytes = core::slice::from_raw_parts(scratch.cast::<u8>(), total);
+        if EVENTS.output::<[u8]>(bytes, 0).is_err() {
+            count_drop(drop_reason::RINGBUF_FULL);
+        }
+    }
+}
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    // SAFETY: field offsets come from this kernel's tracepoint format.
+    unsafe { on_exit(&ctx) };
+    0
+}
+
+#[inline(always)]
+unsafe fn on_exit(ctx: &TracePointContext) {
+    let Some(config) = config() else {
+        return;
+    };
+    let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
+    let tid = pid_tgid as u32;
+    let tgid = (pid_tgid >> 32) as u32;
+    let _ = PENDING.remove(&tid);
+    let _ = EXEC_PENDING.remove(&tid);
+
+    let group_dead = match unsafe { read_field_u32(ctx, config.layout.exit_group_dead) } {
+        Some(value) => (value & 0xff != 0) as u8,
+        None => 2,
+    };
+    let process_gone = group_dead == 1 || (group_dead == 2 && tid == tgid);
+    if !process_gone {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
+        count_drop(drop_reason::RINGBUF_FULL);
+        return;
+    };
+    let record = entry.as_mut_ptr();
+    unsafe {
+        fill_header(addr_of_mut!((*record).header), RecordKind::Exit, 0);
+        (*record).group_dead = group_dead;
+        (*record).reserved = [0; 7];
+    }
+    entry.submit(0);
+    // The header above still needed the parent; forget it only now.
+    let _ = PARENTS.remove(&tgid);
+}
+
+const _: () = assert!(DATA_CAP >= 2 * STR_MAX + STR_MAX);
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,528 @@
+//! Enrichment: applies each decoded event to the process and fd state, then attaches what the
+//! state knows (process, ancestors, fd, user names, container) to the event.
+
+use std::{num::NonZeroUsize, path::PathBuf, sync::Arc};
+
+use crate::{
+    clock::BootClock,
+    events::{Event, EventKind, ParamValue, SyscallEvent, sockaddr::SockAddr, syscalls::Syscall},
+    state::{
+        cgroups::CgroupResolver,
+        fd::{self, FdInfo, FdType},
+        paths,
+        process::{ProcessEntry, ProcessInfo, ProcessTable},
+        users::UserDb,
+    },
+};
+
+const AT_FDCWD: i32 = -100;
+const EINPROGRESS: i64 = -(libc::EINPROGRESS as i64);
+
+/// Where state comes from and how much of it to keep.
+#[derive(Clone, Debug)]
+pub struct StateConfig {
+    /// The procfs root (normally `/proc`).
+    pub proc_root: PathBuf,
+    /// The cgroup v2 mount.
+    pub cgroup_root: PathBuf,
+    /// Most processes tracked.
+    pub max_processes: NonZeroUsize,
+}
+
+/// The fd an event is about, as the state knows it after the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventFd {
+    /// The fd number.
+    pub num: i32,
+    /// What it refers to, if known.
+    pub info: Option<FdInfo>,
+}
+
+/// An event with the state attached.
+#[derive(Clone, Debug)]
+pub struct Enriched {
+    /// Sequence number, from 1.
+    pub num: u64,
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// The decoded event.
+    pub event: Event,
+    /// The process, as it is after the event.
+    pub process: Arc<ProcessInfo>,
+    /// Its parent, grandparent, ... as far as known.
+    pub ancestors: Vec<Arc<ProcessInfo>>,
+    /// The fd the event is about.
+    pub fd: Option<EventFd>,
+    /// Name of the process's uid.
+    pub user_name: Option<Arc<str>>,
+    /// Name of the process's gid.
+    pub group_name: Option<Arc<str>>,
+    /// Name of the process's login uid.
+    pub login_name: Option<Arc<str>>,
+}
+
+/// Owns the state and enriches events in arrival order.
+pub struct Enricher {
+    processes: ProcessTable,
+    cgroups: CgroupResolver,
+    users: UserDb,
+    clock: BootClock,
+    next_num: u64,
+}
+
+impl Enricher {
+    /// An enricher with empty state.
+    pub fn new(config: StateConfig) -> Enricher {
+        Enricher {
+            processes: ProcessTable::new(config.proc_root, config.max_processes),
+            cgroups: CgroupResolver::new(config.cgroup_root),
+            users: UserDb::new(),
+            clock: BootClock::now(),
+            next_num: 1,
+        }
+    }
+
+    /// Loads every running process from /proc; returns how many.
+    pub fn seed(&mut self) -> usize {
+        self.processes.seed(&mut self.cgroups)
+    }
+
+    /// Number of processes tracked.
+    pub fn process_count(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// `(pid, ppid)` of every tracked process.
+    pub fn parent_links(&self) -> Vec<(u32, u32)> {
+        self.processes.parent_links()
+    }
+
+    /// The facts of `pid`, if tracked.
+    pub fn process(&self, pid: u32) -> Option<&Arc<ProcessInfo>> {
+        self.processes.peek(pid)
+    }
+
+    /// Applies `event` to the state and returns it enriched.
+    pub fn enrich(&mut self, event: Event) -> Enriched {
+        let num = self.next_num;
+        self.next_num += 1;
+        let time_ns = self.clock.to_unix_ns(event.task.ts_boot_ns);
+        let task = &event.task;
+        let mut fd = None;
+        let process = match &event.kind {
+            EventKind::Fork {
+                child_pid,
+                child_ppid,
+            } => {
+                self.processes
+                    .fork(task, *child_pid, *child_ppid, &mut self.cgroups);
+                Arc::clone(&self.processes.entry(task, &mut self.cgroups).info)
+            }
+            EventKind::Exec { filename, .. } => {
+                let root = self.processes.proc_root().to_path_buf();
+                let entry = self.processes.entry(task, &mut self.cgroups);
+                apply_exec(entry, &root, task.pid, filename);
+                Arc::clone(&entry.info)
+            }
+            EventKind::Exit => {
+                let info = Arc::clone(&self.processes.entry(task, &mut self.cgroups).info);
+                self.processes.remove(task.pid);
+                info
+            }
+            EventKind::Syscall(call) => {
+                let root = self.processes.proc_root().to_path_buf();
+                let entry = self.processes.entry(task, &mut self.cgroups);
+                fd = apply_syscall(entry, &root, task.pid, call);
+                Arc::clone(&entry.info)
+            }
+        };
+        let ancestors = self.processes.ancestors(&process);
+        let user_name = self.users.user_name(process.uid);
+        let group_name = self.users.group_name(process.gid);
+        let login_name = process.loginuid.and_then(|uid| self.users.user_name(uid));
+        Enriched {
+            num,
+            time_ns,
+            event,
+            process,
+            ancestors,
+            fd,
+            user_name,
+            group_name,
+            login_name,
+        }
+    }
+}
+
+fn apply_exec(entry: &mut ProcessEntry, proc_root: &std::path::Path, pid: u32, filename: &str) {
+    let fresh = crate::state::procfs::read_process(proc_root, pid).ok();
+    let info = entry.info_mut();
+    match fresh {
+        Some(snapshot) => {
+            info.exepath = snapshot.exepath.unwrap_or_else(|| filename.to_string());
+            info.caps.effective = snapshot.cap_effective;
+            info.caps.permitted = snapshot.cap_permitted;
+            info.caps.inheritable = snapshot.cap_inheritable;
+            info.euid = snapshot.euid;
+            info.egid = snapshot.egid;
+            if let Some(cwd) = snapshot.cwd {
+                info.cwd = cwd;
+            }
+            // Until the execve record brings argv, /proc's is the best we have.
+            let mut argv = snapshot.argv.into_iter();
+            if let Some(exe) = argv.next() {
+                info.exe = exe;
+                info.args = argv.collect();
+            }
+        }
+        None => info.exepath = paths::resolve(&info.cwd, filename),
+    }
+    info.exe_from_memfd = info.exepath.starts_with("/memfd:");
+    entry.fds.close_on_exec();
+}
+
+/// Updates the fd table and process facts for a completed syscall; returns the event's fd.
+fn apply_syscall(
+    entry: &mut ProcessEntry,
+    proc_root: &std::path::Path,
+    pid: u32,
+    call: &SyscallEvent,
+) -> Option<EventFd> {
+    let event_fd = event_fd_number(call);
+    // Make sure the fds this call reads exist in the table, even if opened before we started.
+    for param in call.spec.params {
+        if param.kind == crate::events::syscalls::Kind::Fd
+            && param.source != crate::events::syscalls::Source::Ret
+            && let ParamValue::Num(raw) = call.value(param)
+        {
+            ensure_fd(entry, proc_root, pid, raw as i32);
+        }
+    }
+    let mut closed = None;
+    if call.succeeded() || (call.spec.syscall == Syscall::Connect && call.ret == EINPROGRESS) {
+        closed = apply_success(entry, call);
+    }
+    let num = event_fd?;
+    let info = closed.or_else(|| entry.fds.get(num).cloned());
+    Some(EventFd { num, info })
+}
+
+fn ensure_fd(entry: &mut ProcessEntry, proc_root: &std::path::Path, pid: u32, fd: i32) {
+    if fd < 0 || entry.fds.get(fd).is_some() {
+        return;
+    }
+    let info = fd::resolve_from_procfs(proc_root, pid, fd)
+        .unwrap_or_else(|| FdInfo::other(FdType::Unknown, String::new()));
+    entry.fds.insert(fd, info);
+}
+
+/// The fd an event is about: Falco's `fd.num`, the parameter called `fd`.
+fn event_fd_number(call: &SyscallEvent) -> Option<i32> {
+    let param = call.spec.param("fd")?;
+    match call.value(param) {
+        ParamValue::Num(raw) => {
+            let fd = raw as i64;
+            (fd >= 0).then_some(fd as i32)
+        }
+        _ => None,
+    }
+}
+
+fn str_param<'a>(call: &'a SyscallEvent, name: &str) -> &'a str {
+    match call.param(name) {
+        Some(ParamValue::Str(value)) => value,
+        _ => "",
+    }
+}
+
+fn num_param(call: &SyscallEvent, name: &str) -> u64 {
+    match call.param(name) {
+        Some(ParamValue::Num(value)) => value,
+        _ => 0,
+    }
+}
+
+/// The directory a path argument is relative to.
+fn base_dir(entry: &ProcessEntry, dirfd: Option<i32>) -> String {
+    match dirfd {
+        Some(fd) if fd != AT_FDCWD => entry
+            .fds
+            .get(fd)
+            .map(|info| info.name.clone())
+            .unwrap_or_else(|| entry.info.cwd.clone()),
+        _ => entry.info.cwd.clone(),
+    }
+}
+
+fn resolved(entry: &ProcessEntry, call: &SyscallEvent, name: &str) -> String {
+    let raw = str_param(call, name);
+    let dirfd = match call.spec.param(name).map(|p| p.kind) {
+        Some(crate::events::syscalls::Kind::Path { dirfd: Some(arg) }) => {
+            Some(call.arg_fd(usize::from(arg)))
+        }
+        _ => None,
+    };
+    paths::resolve(&base_dir(entry, dirfd), raw)
+}
+
+/// Applies a successful call; returns the fd info a `close` removed.
+fn apply_success(entry: &mut ProcessEntry, call: &SyscallEvent) -> Option<FdInfo> {
+    let ret = call.ret;
+    let new_fd = ret as i32;
+    match call.spec.syscall {
+        Syscall::Open | Syscall::Openat | Syscall::Openat2 | Syscall::Creat => {
+            let flags = if call.spec.syscall == Syscall::Creat {
+                (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64
+            } else {
+                num_param(call, "flags")
+            };
+            let path = resolved(entry, call, "name");
+            let raw = str_param(call, "name").to_string();
+            entry.fds.insert(new_fd, FdInfo::file(path, raw, flags));
+        }
+        Syscall::Socket => {
+            let sock_type = num_param(call, "type");
+            let cloexec = sock_type & libc::SOCK_CLOEXEC as u64 != 0;
+            let info = FdInfo::socket(num_param(call, "domain"), sock_type, cloexec);
+            entry.fds.insert(new_fd, info);
+        }
+        Syscall::Connect | Syscall::Bind => {
+            let fd = call.arg_fd(0);
+            let is_connect = call.spec.syscall == Syscall::Connect;
+            if let (Some(info), Some(addr)) = (entry.fds.get_mut(fd), call.sockaddr.as_ref()) {
+                set_endpoint(info, addr, is_connect);
+            }
+        }
+        Syscall::Listen => {
+            if let Some(socket) = entry
+                .fds
+                .get_mut(call.arg_fd(0))
+                .and_then(|info| info.socket.as_mut())
+            {
+                socket.is_server = true;
+            }
+        }
+        Syscall::Accept | Syscall::Accept4 => {
+            let listener = entry.fds.get(call.arg_fd(0)).cloned();
+            let flags = num_param(call, "flags");
+            let mut info = listener.unwrap_or_else(|| {
+                FdInfo::socket(libc::AF_INET as u64, libc::SOCK_STREAM as u64, false)
+            });
+            info.cloexec = flags & libc::SOCK_CLOEXEC as u64 != 0;
+            if let Some(socket) = info.socket.as_mut() {
+                socket.is_server = true;
+                socket.remote = match &call.sockaddr {
+                    Some(SockAddr::Inet(addr)) => Some(*addr),
+                    _ => None,
+                };
+            }
+            info.refresh_socket_name();
+            entry.fds.insert(new_fd, info);
+        }
+        Syscall::Dup => entry.fds.duplicate(call.arg_fd(0), new_fd, false),
+        Syscall::Dup2 => {
+            if call.arg_fd(0) != new_fd {
+                entry.fds.duplicate(call.arg_fd(0), new_fd, false);
+            }
+        }
+        Syscall::Dup3 => {
+            let cloexec = call.args[2] & libc::O_CLOEXEC as u64 != 0;
+            entry.fds.duplicate(call.arg_fd(0), new_fd, cloexec);
+        }
+        Syscall::Fcntl => match call.args[1] as i32 {
+            libc::F_DUPFD => entry.fds.duplicate(call.arg_fd(0), new_fd, false),
+            libc::F_DUPFD_CLOEXEC => entry.fds.duplicate(call.arg_fd(0), new_fd, true),
+            libc::F_SETFD => {
+                if let Some(info) = entry.fds.get_mut(call.arg_fd(0)) {
+                    info.cloexec = call.args[2] & libc::FD_CLOEXEC as u64 != 0;
+                }
+            }
+            _ => {}
+        },
+        Syscall::Close => return entry.fds.remove(call.arg_fd(0)),
+        Syscall::MemfdCreate => {
+            let name = format!("memfd:{}", str_param(call, "name"));
+            let cloexec = call.args[1] & libc::MFD_CLOEXEC as u64 != 0;
+            let mut info = FdInfo::other(FdType::Memfd, name);
+            info.cloexec = cloexec;
+            entry.fds.insert(new_fd, info);
+        }
+        Syscall::Chdir => {
+            let path = resolved(entry, call, "path");
+            entry.info_mut().cwd = path;
+        }
+        Syscall::Fchdir => {
+            if let Some(path) = entry.fds.get(call.arg_fd(0)).map(|info| info.name.clone()) {
+                entry.info_mut().cwd = path;
+            }
+        }
+        Syscall::Execve | Syscall::Execveat => {
+            let info = entry.info_mut();
+            let mut argv = call.argv.iter();
+            if let Some(first) = argv.next() {
+                info.exe.clone_from(first);
+            }
+            info.args = argv.cloned().collect();
+        }
+        _ => {}
+    }
+    None
+}
+
+fn set_endpoint(info: &mut FdInfo, addr: &SockAddr, is_connect: bool) {
+    let Some(socket) = info.socket.as_mut() else {
+        return;
+    };
+    match addr {
+        SockAddr::Inet(addr) if is_connect => socket.remote = Some(*addr),
+        SockAddr::Inet(addr) => socket.local = Some(*addr),
+        SockAddr::Unix(path) => socket.unix_path = Some(path.clone()),
+        _ => {}
+    }
+    info.refresh_socket_name();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::decode::{
+        decode,
+        tests::{RecordBuilder, inet_sockaddr},
+    };
+
+    fn enricher() -> Enricher {
+        let empty = std::env::temp_dir().join("vigil-enrich-empty-procfs");
+        let _ = std::fs::create_dir_all(&empty);
+        Enricher::new(StateConfig {
+            proc_root: empty.clone(),
+            cgroup_root: empty,
+            max_processes: NonZeroUsize::new(1024).unwrap(),
+        })
+    }
+
+    fn run(enricher: &mut Enricher, record: RecordBuilder) -> Enriched {
+        enricher.enrich(decode(&record.build()).unwrap())
+    }
+
+    #[test]
+    fn open_resolves_relative_paths_against_cwd_and_dirfd() {
+        let mut e = enricher();
+        run(
+            &mut e,
+            RecordBuilder::new(Syscall::Chdir, 50, 0).string(0, "/etc"),
+        );
+        let opened = run(
+            &mut e,
+            RecordBuilder::new(Syscall::Openat, 50, 3)
+                .arg(0, AT_FDCWD as i64 as u64)
+                .string(0, "ssh/../hostname"),
+        );
+        let fd = opened.fd.unwrap();
+        assert_eq!(fd.num, 3);
+        let info = fd.info.unwrap();
+        assert_eq!(info.name, "/etc/hostname");
+        assert_eq!(info.nameraw, "ssh/../hostname");
+        assert_eq!(info.kind.typechar(), 'f');
+
+        run(
+            &mut e,
+            RecordBuilder::new(Syscall::Openat, 50, 4)
+                .arg(0, AT_FDCWD as i64 as u64)
+                .arg(2, libc::O_DIRECTORY as u64)
+                .string(0, "/var/log"),
+        );
+        let relative = run(
+            &mut e,
+            RecordBuilder::new(Syscall::Openat, 50, 5)
+                .arg(0, 4)
+                .string(0, "syslog"),
+        );
+        assert_eq!(relative.fd.unwrap().info.unwrap().name, "/var/log/syslog");
+    }
+
+    #[test]
+    fn socket_connect_dup2_close() {
+        let mut e = enricher();
+        run(
+            &mut e,
+            RecordBuilder::new(Syscall::Socket, 60, 3)
+                .arg(0, libc::AF_INET as u64)
+                .arg(1, libc::SOCK_STREAM as u64),
+        );
+        let connected = run(
+            &mut e,
+            RecordBuilder::new(Syscall::Connect, 60, 0)
+                .arg(0, 3)
+                .sockaddr(&inet_sockaddr([127, 0, 0, 1], 4444)),
+        );
+        let info = connected.fd.unwrap().info.unwrap();
+        assert_eq!(info.name, "0.0.0.0:0->127.0.0.1:4444");
+        assert_eq!(
+            info.socket.unwrap().server(),
+            Some("127.0.0.1:4444".parse().unwrap())
+        );
+
+        let duped = run(
+            &mut e,
+            RecordBuilder::new(Syscall::Dup2, 60, 1).arg(0, 3).arg(1, 1),
+        );
+        let fd = duped.fd.unwrap();
+        assert_eq!(fd.num, 1);
+        assert_eq!(fd.info.unwrap().kind, FdType::Ipv4);
+
+        let closed = run(&mut e, RecordBuilder::new(Syscall::Close, 60, 0).arg(0, 3));
+        assert_eq!(closed.fd.unwrap().info.unwrap().kind, FdType::Ipv4);
+        let again = run(&mut e, RecordBuilder::new(Syscall::Close, 60, 0).arg(0, 3));
+        assert_eq!(
+            again.fd.unwrap().info.unwrap().kind,
+            FdType::Unknown,
+            "a closed fd is forgotten"
+        );
+    }
+
+    #[test]
+    fn failed_calls_do_not_change_state() {
+        let mut e = enricher();
+        let failed = run(
+            &mut e,
+            RecordBuilder::new(Syscall::Openat, 70, -(libc::ENOENT as i64))
+                .arg(0, AT_FDCWD as i64 as u64)
+                .string(0, "/nope"),
+        );
+        assert!(failed.fd.is_none());
+    }
+
+    #[test]
+    fn execve_sets_exe_and_args_and_fork_links_parent() {
+        let mut e = enricher();
+        let fork = crate::events::Event {
+            task: crate::events::Task {
+                ts_boot_ns: 1,
+                pid: 80,
+                tid: 80,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 0,
+                comm: "bash".into(),
+            },
+            flags: 0,
+            kind: EventKind::Fork {
+                child_pid: 81,
+                child_ppid: 80,
+            },
+        };
+        e.enrich(fork);
+        let exec = run(
+            &mut e,
+            RecordBuilder::new(Syscall::Execve, 81, 0)
+                .string(0, "/bin/cat")
+                .argv(&["cat", "/etc/hostname"]),
+        );
+        assert_eq!(exec.process.exe, "cat");
+        assert_eq!(exec.process.args, vec!["/etc/hostname"]);
+        assert_eq!(exec.process.cmdline(), "test /etc/hostname");
+        assert_eq!(exec.process.ppid, 1, "the record's ppid wins");
+        assert!(exec.num > 1);
+    }
+}

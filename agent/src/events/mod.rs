@@ -1,0 +1,154 @@
+//! Decoded kernel events: what a ring-buffer record says, validated, before any state is added.
+
+pub mod args;
+pub mod decode;
+pub mod render;
+pub mod sockaddr;
+pub mod syscalls;
+
+use agent_common::STR_SLOTS;
+
+use self::{
+    sockaddr::SockAddr,
+    syscalls::{Param, Source, SyscallSpec},
+};
+
+/// Facts every record carries about the task that caused it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// Kernel boot-clock time of the record, in nanoseconds.
+    pub ts_boot_ns: u64,
+    /// Process id (thread group id).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Parent process id as the kernel side knew it, 0 when unknown.
+    pub ppid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// Task name.
+    pub comm: String,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A syscall completed.
+    Syscall(SyscallEvent),
+    /// A process was created.
+    Fork {
+        /// The new process.
+        child_pid: u32,
+        /// Its parent.
+        child_ppid: u32,
+    },
+    /// A process replaced its image.
+    Exec {
+        /// The thread that called exec (differs from `tid` when a non-leader thread did).
+        old_tid: u32,
+        /// The filename the kernel executed.
+        filename: String,
+    },
+    /// A process ended (its last thread, or its leader when the kernel does not say).
+    Exit,
+}
+
+/// A decoded record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The task that caused it.
+    pub task: Task,
+    /// `record_flags` bits: truncations and failed reads.
+    pub flags: u8,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// The name `evt.type` shows.
+    pub fn type_name(&self) -> &'static str {
+        match &self.kind {
+            EventKind::Syscall(call) => call.spec.name,
+            EventKind::Fork { .. } => "procfork",
+            EventKind::Exec { .. } => "procexec",
+            EventKind::Exit => "procexit",
+        }
+    }
+
+    /// The syscall part, if this is a syscall.
+    pub fn syscall(&self) -> Option<&SyscallEvent> {
+        match &self.kind {
+            EventKind::Syscall(call) => Some(call),
+            _ => None,
+        }
+    }
+}
+
+/// A completed syscall with everything the kernel captured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyscallEvent {
+    /// Which syscall, and how to read its parameters.
+    pub spec: &'static SyscallSpec,
+    /// Return value.
+    pub ret: i64,
+    /// Raw arguments.
+    pub args: [u64; 6],
+    /// Words read from a user struct (openat2's `open_how`).
+    pub aux: [u64; 3],
+    /// Captured strings, by slot.
+    pub strings: [String; STR_SLOTS],
+    /// Captured argv (execs).
+    pub argv: Vec<String>,
+    /// Captured socket address.
+    pub sockaddr: Option<SockAddr>,
+}
+
+/// A parameter's value, borrowed from its event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamValue<'a> {
+    /// A numeric value (arguments are raw 64-bit words; `Kind` says how to read them).
+    Num(u64),
+    /// A string.
+    Str(&'a str),
+    /// A socket address, if one was captured.
+    SockAddr(Option<&'a SockAddr>),
+    /// An argument vector.
+    Argv(&'a [String]),
+}
+
+impl SyscallEvent {
+    /// Whether the call succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.ret >= 0
+    }
+
+    /// The value of `param`.
+    pub fn value(&self, param: &Param) -> ParamValue<'_> {
+        match param.source {
+            Source::Ret => ParamValue::Num(self.ret as u64),
+            Source::Arg(n) => ParamValue::Num(self.args.get(usize::from(n)).copied().unwrap_or(0)),
+            Source::Aux(n) => ParamValue::Num(self.aux.get(usize::from(n)).copied().unwrap_or(0)),
+            Source::Str(slot) => ParamValue::Str(
+                self.strings
+                    .get(usize::from(slot))
+                    .map_or("", String::as_str),
+            ),
+            Source::SockAddr => ParamValue::SockAddr(self.sockaddr.as_ref()),
+            Source::Argv => ParamValue::Argv(&self.argv),
+        }
+    }
+
+    /// The value of the parameter called `name`.
+    pub fn param(&self, name: &str) -> Option<ParamValue<'_>> {
+        self.spec.param(name).map(|param| self.value(param))
+    }
+
+    /// Raw argument `n` as a file descriptor.
+    pub fn arg_fd(&self, n: usize) -> i32 {
+        self.args.get(n).copied().unwrap_or(u64::MAX) as i32
+    }
+}

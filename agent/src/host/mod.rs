@@ -1,0 +1,3 @@
+//! Host facilities the agent depends on: pseudo-filesystems it needs mounted.
+
+pub mod mounts;

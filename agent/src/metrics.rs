@@ -1,0 +1,179 @@
+//! Prometheus metrics of the agent and its readiness flag.
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::{events::syscalls::SYSCALLS, probes::DROP_REASONS};
+
+/// Event types counted besides syscalls.
+const LIFECYCLE_TYPES: [&str; 3] = ["procfork", "procexec", "procexit"];
+
+/// The agent's metrics.
+pub struct Metrics {
+    registry: Registry,
+    events_by_type: HashMap<&'static str, IntCounter>,
+    /// Records the decoder rejected.
+    pub decode_errors: IntCounter,
+    kernel_drops: Vec<IntCounter>,
+    kernel_drop_totals: std::sync::Mutex<Vec<u64>>,
+    /// Delay between the kernel timestamp of an event and its decoding.
+    pub event_lag: Histogram,
+    /// The most recent such delay, in seconds.
+    pub ring_buffer_lag: prometheus::Gauge,
+    /// Processes in the process table.
+    pub process_table_size: IntGauge,
+    /// eBPF programs attached.
+    pub probes_attached: IntGauge,
+    ready: AtomicBool,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("vigil".into()), None)?;
+        let events = IntCounterVec::new(
+            Opts::new("events_total", "Kernel events decoded, by event type"),
+            &["type"],
+        )?;
+        registry.register(Box::new(events.clone()))?;
+        let mut events_by_type = HashMap::new();
+        for name in SYSCALLS
+            .iter()
+            .map(|spec| spec.name)
+            .chain(LIFECYCLE_TYPES)
+        {
+            events_by_type.insert(name, events.with_label_values(&[name]));
+        }
+
+        let decode_errors = IntCounter::new(
+            "decode_errors_total",
+            "Ring buffer records rejected as malformed",
+        )?;
+        registry.register(Box::new(decode_errors.clone()))?;
+
+        let drops = IntCounterVec::new(
+            Opts::new(
+                "kernel_dropped_total",
+                "Records the kernel side could not deliver, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(drops.clone()))?;
+        let kernel_drops = DROP_REASONS
+            .iter()
+            .map(|reason| drops.with_label_values(&[reason]))
+            .collect::<Vec<_>>();
+
+        let event_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "event_lag_seconds",
+                "Time from the kernel recording an event to the agent decoding it",
+            )
+            .buckets(vec![0.0001, 0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+        )?;
+        registry.register(Box::new(event_lag.clone()))?;
+        let ring_buffer_lag = prometheus::Gauge::new(
+            "ring_buffer_lag_seconds",
+            "Age of the most recently read ring buffer record when it was read",
+        )?;
+        registry.register(Box::new(ring_buffer_lag.clone()))?;
+        let process_table_size =
+            IntGauge::new("process_table_size", "Processes in the process table")?;
+        registry.register(Box::new(process_table_size.clone()))?;
+        let probes_attached = IntGauge::new("probes_attached", "eBPF programs attached")?;
+        registry.register(Box::new(probes_attached.clone()))?;
+
+        Ok(Metrics {
+            registry,
+            events_by_type,
+            decode_errors,
+            kernel_drop_totals: std::sync::Mutex::new(vec![0; kernel_drops.len()]),
+            kernel_drops,
+            event_lag,
+            ring_buffer_lag,
+            process_table_size,
+            probes_attached,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Counts one event of type `name`.
+    pub fn count_event(&self, name: &str) {
+        if let Some(counter) = self.events_by_type.get(name) {
+            counter.inc();
+        }
+    }
+
+    /// Events of type `name` counted so far.
+    pub fn events_of_type(&self, name: &str) -> u64 {
+        self.events_by_type.get(name).map_or(0, IntCounter::get)
+    }
+
+    /// Brings the drop counters up to the kernel's totals (indexed like `DROP_REASONS`).
+    pub fn observe_kernel_drops(&self, totals: &[u64]) {
+        let Ok(mut seen) = self.kernel_drop_totals.lock() else {
+            return;
+        };
+        for ((counter, seen), &total) in self.kernel_drops.iter().zip(seen.iter_mut()).zip(totals)
+        {
+            if total > *seen {
+                counter.inc_by(total - *seen);
+                *seen = total;
+            }
+        }
+    }
+
+    /// Total records dropped by the kernel side so far, all reasons.
+    pub fn kernel_drops_total(&self) -> u64 {
+        self.kernel_drops.iter().map(IntCounter::get).sum()
+    }
+
+    /// Marks the agent ready (every probe attached) or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Whether the agent is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(%error, "encoding metrics failed");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_renders() {
+        let metrics = Metrics::new().unwrap();
+        metrics.count_event("openat");
+        metrics.count_event("openat");
+        metrics.count_event("no-such-type");
+        metrics.observe_kernel_drops(&[3, 0, 0]);
+        metrics.observe_kernel_drops(&[5, 0, 1]);
+        assert_eq!(metrics.events_of_type("openat"), 2);
+        assert_eq!(metrics.kernel_drops_total(), 6);
+        let text = metrics.render();
+        assert!(text.contains("vigil_events_total{type=\"openat\"} 2"), "{text}");
+        assert!(text.contains("vigil_kernel_dropped_total{reason=\"ring_buffer_full\"} 5"));
+        assert!(!metrics.is_ready());
+        metrics.set_ready(true);
+        assert!(metrics.is_ready());
+    }
+}

@@ -1,0 +1,4 @@
+//! Renderings of enriched events for people and machines.
+
+pub mod json;
+pub mod text;

@@ -1,0 +1,198 @@
+//! The data path from kernel to consumer: ring buffer -> decode -> enrich -> bounded channel.
+//!
+//! The channel is bounded on purpose: when the consumer falls behind, the reader stops draining
+//! the ring buffer and the kernel side counts what it cannot deliver, so loss is visible in
+//! `vigil_kernel_dropped_total` instead of hidden in an unbounded queue.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use aya::maps::{MapData, RingBuf};
+use thiserror::Error;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::mpsc,
+    task::JoinHandle,
+};
+
+use crate::{
+    clock::BootClock,
+    enrich::{Enriched, Enricher, StateConfig},
+    events::decode,
+    host::mounts::{self, MountError},
+    metrics::Metrics,
+    probes::{DropCounters, ProbeError, ProbeOptions, Probes},
+};
+
+/// Why the pipeline could not start or stopped.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The probes failed.
+    #[error(transparent)]
+    Probes(#[from] ProbeError),
+    /// cgroup v2 could not be found.
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    /// Polling the ring buffer failed.
+    #[error("reading the ring buffer failed: {0}")]
+    RingBuffer(#[source] std::io::Error),
+}
+
+/// Everything the pipeline needs to start.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Probe settings.
+    pub probes: ProbeOptions,
+    /// State settings.
+    pub state: StateConfig,
+    /// Capacity of the channel to the consumer, in events.
+    pub channel_capacity: usize,
+}
+
+impl PipelineConfig {
+    /// Defaults for this host: /proc, the cgroup v2 mount found in /proc/self/mounts.
+    pub fn for_host(max_processes: std::num::NonZeroUsize) -> Result<PipelineConfig, PipelineError> {
+        Ok(PipelineConfig {
+            probes: ProbeOptions::default(),
+            state: StateConfig {
+                proc_root: PathBuf::from("/proc"),
+                cgroup_root: mounts::cgroup2_mount()?,
+                max_processes,
+            },
+            channel_capacity: 4096,
+        })
+    }
+}
+
+/// A running pipeline. Dropping it detaches the probes.
+pub struct Pipeline {
+    events: mpsc::Receiver<Enriched>,
+    reader: JoinHandle<Result<(), PipelineError>>,
+    poller: JoinHandle<()>,
+    // Last: the probes must outlive the tasks reading their maps.
+    probes: Probes,
+}
+
+impl Pipeline {
+    /// Attaches the probes, seeds state from /proc, and starts reading.
+    ///
+    /// The probes attach before /proc is read, so a process started in between is seen either
+    /// in /proc or through its fork event; never neither.
+    pub async fn start(
+        config: PipelineConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Pipeline, PipelineError> {
+        let mut probes = Probes::load(&config.probes)?;
+        metrics.probes_attached.set(probes.attached().len() as i64);
+
+        let mut enricher = Enricher::new(config.state);
+        let seeded = enricher.seed();
+        probes.seed_parents(enricher.parent_links())?;
+        metrics.process_table_size.set(seeded as i64);
+        tracing::info!(
+            processes = seeded,
+            probes = probes.attached().len(),
+            "probes attached, process table seeded"
+        );
+
+        let ring = probes.take_ring_buffer()?;
+        let drops = probes.take_drop_counters()?;
+        let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
+        let reader = tokio::spawn(read_ring(ring, enricher, Arc::clone(&metrics), tx));
+        let poller = tokio::spawn(poll_drops(drops, Arc::clone(&metrics)));
+        metrics.set_ready(probes.all_attached());
+        Ok(Pipeline {
+            events: rx,
+            reader,
+            poller,
+            probes,
+        })
+    }
+
+    /// The next enriched event; `None` once the reader stopped.
+    pub async fn next(&mut self) -> Option<Enriched> {
+        self.events.recv().await
+    }
+
+    /// The next enriched event if one is ready now, without waiting.
+    pub fn try_next(&mut self) -> Option<Enriched> {
+        self.events.try_recv().ok()
+    }
+
+    /// Names of the attached programs.
+    pub fn attached(&self) -> &[&'static str] {
+        self.probes.attached()
+    }
+
+    /// Stops reading and detaches the probes; returns the reader's error, if it failed.
+    pub async fn shutdown(self) -> Result<(), PipelineError> {
+        self.poller.abort();
+        self.reader.abort();
+        let outcome = match self.reader.await {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        };
+        drop(self.probes);
+        outcome
+    }
+}
+
+/// Decodes and enriches one record: the whole per-event userspace cost, shared by the reader
+/// and the benchmarks.
+pub fn handle_record(enricher: &mut Enricher, metrics: &Metrics, bytes: &[u8]) -> Option<Enriched> {
+    match decode::decode(bytes) {
+        Ok(event) => {
+            metrics.count_event(event.type_name());
+            let lag_ns = BootClock::boot_now_ns().saturating_sub(event.task.ts_boot_ns);
+            let lag = lag_ns as f64 / 1e9;
+            metrics.event_lag.observe(lag);
+            metrics.ring_buffer_lag.set(lag);
+            Some(enricher.enrich(event))
+        }
+        Err(error) => {
+            metrics.decode_errors.inc();
+            tracing::debug!(%error, len = bytes.len(), "rejected a malformed record");
+            None
+        }
+    }
+}
+
+async fn read_ring(
+    ring: RingBuf<MapData>,
+    mut enricher: Enricher,
+    metrics: Arc<Metrics>,
+    tx: mpsc::Sender<Enriched>,
+) -> Result<(), PipelineError> {
+    // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, until it is dropped,
+    // which only happens when the AsyncFd is dropped.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|error| PipelineError::RingBuffer(error.into()))?;
+    loop {
+        let mut guard = ring.readable_mut().await.map_err(PipelineError::RingBuffer)?;
+        let buffer = guard.get_inner_mut();
+        while let Some(item) = buffer.next() {
+            let enriched = handle_record(&mut enricher, &metrics, &item);
+            drop(item);
+            if let Some(enriched) = enriched
+                && tx.send(enriched).await.is_err()
+            {
+                // The consumer is gone: nothing left to do.
+                return Ok(());
+            }
+        }
+        metrics
+            .process_table_size
+            .set(enricher.process_count() as i64);
+        guard.clear_ready();
+    }
+}
+
+async fn poll_drops(drops: DropCounters, metrics: Arc<Metrics>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        interval.tick().await;
+        match drops.read() {
+            Ok(totals) => metrics.observe_kernel_drops(&totals),
+            Err(error) => tracing::warn!(%error, "reading the kernel drop counters failed"),
+        }
+    }
+}

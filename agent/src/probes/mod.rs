@@ -1,0 +1,337 @@
+//! Loading, configuring and attaching Vigil's eBPF programs: the thin layer between the kernel
+//! and the rest of the agent.
+
+pub mod layout;
+
+use std::path::{Path, PathBuf};
+
+use agent_common::{MAX_SYSCALL_NR, ProbeConfig, SyscallRecipe, drop_reason};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{ProgramError, TracePoint},
+};
+use thiserror::Error;
+
+use crate::{
+    events::syscalls::{self, Syscall},
+    host::mounts::{self, MountError},
+};
+
+/// The compiled eBPF object, embedded at build time.
+static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil-probes"));
+
+/// The programs and the tracepoints they attach to, in attach order.
+pub const PROGRAMS: &[(&str, &str, &str)] = &[
+    ("sched_process_fork", "sched", "sched_process_fork"),
+    ("sched_process_exec", "sched", "sched_process_exec"),
+    ("sched_process_exit", "sched", "sched_process_exit"),
+    ("sys_enter", "raw_syscalls", "sys_enter"),
+    ("sys_exit", "raw_syscalls", "sys_exit"),
+];
+
+/// Why the probes could not be started.
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    /// The binary was built with `AYA_BUILD_SKIP`.
+    #[error("this vigil binary was built without its eBPF programs (AYA_BUILD_SKIP); rebuild it after `cargo xtask bootstrap`")]
+    NotBuilt,
+    /// tracefs is missing and could not be mounted.
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    /// A tracepoint format does not match.
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    /// The kernel refused the object.
+    #[error("loading the eBPF programs failed: {source}{hint}")]
+    Load {
+        /// The loader's error.
+        #[source]
+        source: Box<aya::EbpfError>,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A program could not be loaded or attached.
+    #[error("attaching {program} to tracepoint {tracepoint} failed: {source}{hint}")]
+    Attach {
+        /// The program.
+        program: &'static str,
+        /// `category/name`.
+        tracepoint: String,
+        /// The loader's error.
+        #[source]
+        source: Box<ProgramError>,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A map is missing from the object or an update failed.
+    #[error("eBPF map {map}: {reason}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+const PERMISSION_HINT: &str = " (vigil needs root, or CAP_BPF + CAP_PERFMON + CAP_SYS_RESOURCE)";
+
+fn hint_for(message: &str) -> &'static str {
+    if message.contains("Operation not permitted") || message.contains("EPERM") {
+        PERMISSION_HINT
+    } else {
+        ""
+    }
+}
+
+fn map_error(map: &'static str) -> impl Fn(MapError) -> ProbeError {
+    move |error| ProbeError::Map {
+        map,
+        reason: error.to_string(),
+    }
+}
+
+/// Settings for loading the probes.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Ring buffer size in bytes (a power of two, at least one page).
+    pub ring_buffer_bytes: u32,
+    /// Leave this process's own syscalls out (the agent's reads of /proc would otherwise feed
+    /// back into its event stream).
+    pub ignore_self: bool,
+    /// Where tracefs is, or should be mounted.
+    pub tracefs: PathBuf,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            ring_buffer_bytes: 16 * 1024 * 1024,
+            ignore_self: true,
+            tracefs: PathBuf::from("/sys/kernel/tracing"),
+        }
+    }
+}
+
+/// The loaded and attached programs. Dropping this detaches them.
+pub struct Probes {
+    ebpf: Ebpf,
+    attached: Vec<&'static str>,
+}
+
+impl Probes {
+    /// Loads the programs, configures them for this kernel, and attaches every one of them.
+    pub fn load(options: &ProbeOptions) -> Result<Probes, ProbeError> {
+        if PROBES_OBJECT.is_empty() {
+            return Err(ProbeError::NotBuilt);
+        }
+        raise_memlock_limit();
+        let tracefs = mounts::ensure_mounted("tracefs", &options.tracefs)?;
+        let layout = layout::read_layout(&tracefs)?;
+
+        let ring_bytes = ring_buffer_size(options.ring_buffer_bytes);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", ring_bytes)
+            .load(PROBES_OBJECT)
+            .map_err(|source| {
+                let hint = hint_for(&format!("{source:?}"));
+                ProbeError::Load {
+                    source: Box::new(source),
+                    hint,
+                }
+            })?;
+
+        let config = ProbeConfig {
+            layout,
+            ignored_tgid: if options.ignore_self {
+                std::process::id()
+            } else {
+                0
+            },
+            reserved: 0,
+        };
+        let mut config_map: Array<&mut MapData, ProbeConfig> = Array::try_from(
+            ebpf.map_mut("CONFIG")
+                .ok_or_else(|| missing_map("CONFIG"))?,
+        )
+        .map_err(map_error("CONFIG"))?;
+        config_map.set(0, config, 0).map_err(map_error("CONFIG"))?;
+
+        let mut probes = Probes {
+            ebpf,
+            attached: Vec::new(),
+        };
+        probes.set_interest(syscalls::SYSCALLS.iter().map(|spec| spec.syscall))?;
+        probes.attach_all(&tracefs)?;
+        Ok(probes)
+    }
+
+    fn attach_all(&mut self, tracefs: &Path) -> Result<(), ProbeError> {
+        for &(program, category, name) in PROGRAMS {
+            let tracepoint = format!("{category}/{name}");
+            let attach_error = |source: ProgramError| {
+                let hint = hint_for(&format!("{source:?}"));
+                ProbeError::Attach {
+                    program,
+                    tracepoint: tracepoint.clone(),
+                    source: Box::new(source),
+                    hint,
+                }
+            };
+            let prog: &mut TracePoint = self
+                .ebpf
+                .program_mut(program)
+                .ok_or_else(|| ProbeError::Map {
+                    map: "programs",
+                    reason: format!("program {program} is missing from the object"),
+                })?
+                .try_into()
+                .map_err(attach_error)?;
+            prog.load().map_err(attach_error)?;
+            prog.attach(category, name).map_err(attach_error)?;
+            tracing::debug!(program, tracepoint, tracefs = %tracefs.display(), "attached");
+            self.attached.push(program);
+        }
+        Ok(())
+    }
+
+    /// Names of the attached programs.
+    pub fn attached(&self) -> &[&'static str] {
+        &self.attached
+    }
+
+    /// Whether every program is attached.
+    pub fn all_attached(&self) -> bool {
+        self.attached.len() == PROGRAMS.len()
+    }
+
+    /// Captures exactly `wanted` (clone and clone3 are always kept: the fork program needs their
+    /// flags to tell threads from processes). Syscalls this architecture lacks are skipped.
+    pub fn set_interest(
+        &mut self,
+        wanted: impl IntoIterator<Item = Syscall>,
+    ) -> Result<(), ProbeError> {
+        let mut recipes = vec![SyscallRecipe::default(); MAX_SYSCALL_NR as usize];
+        let always = [Syscall::Clone, Syscall::Clone3];
+        for syscall in wanted.into_iter().chain(always) {
+            let Some(nr) = syscalls::arch_number(syscall) else {
+                continue;
+            };
+            if let Some(slot) = usize::try_from(nr).ok().and_then(|i| recipes.get_mut(i)) {
+                *slot = syscalls::spec(syscall).recipe();
+            }
+        }
+        let mut interest: Array<&mut MapData, SyscallRecipe> = Array::try_from(
+            self.ebpf
+                .map_mut("SYSCALL_INTEREST")
+                .ok_or_else(|| missing_map("SYSCALL_INTEREST"))?,
+        )
+        .map_err(map_error("SYSCALL_INTEREST"))?;
+        for (nr, recipe) in recipes.into_iter().enumerate() {
+            interest
+                .set(nr as u32, recipe, 0)
+                .map_err(map_error("SYSCALL_INTEREST"))?;
+        }
+        Ok(())
+    }
+
+    /// Tells the kernel side the parents of processes that existed before it was attached.
+    pub fn seed_parents(
+        &mut self,
+        parents: impl IntoIterator<Item = (u32, u32)>,
+    ) -> Result<(), ProbeError> {
+        let mut map: HashMap<&mut MapData, u32, u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut("PARENTS")
+                .ok_or_else(|| missing_map("PARENTS"))?,
+        )
+        .map_err(map_error("PARENTS"))?;
+        for (pid, ppid) in parents {
+            // A full map evicts old entries by itself; an error here only loses a ppid.
+            let _ = map.insert(pid, ppid, 0);
+        }
+        Ok(())
+    }
+
+    /// Takes the ring buffer out, for the reader task.
+    pub fn take_ring_buffer(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| missing_map("EVENTS"))?;
+        RingBuf::try_from(map).map_err(map_error("EVENTS"))
+    }
+
+    /// Takes the drop counters out, for the metrics poller.
+    pub fn take_drop_counters(&mut self) -> Result<DropCounters, ProbeError> {
+        let map = self
+            .ebpf
+            .take_map("DROPS")
+            .ok_or_else(|| missing_map("DROPS"))?;
+        Ok(DropCounters {
+            map: PerCpuArray::try_from(map).map_err(map_error("DROPS"))?,
+        })
+    }
+}
+
+fn missing_map(map: &'static str) -> ProbeError {
+    ProbeError::Map {
+        map,
+        reason: "missing from the eBPF object".into(),
+    }
+}
+
+/// Records the kernel side could not deliver, by reason, summed over CPUs.
+pub struct DropCounters {
+    map: PerCpuArray<MapData, u64>,
+}
+
+/// Names of the drop reasons, by counter index.
+pub const DROP_REASONS: [&str; drop_reason::COUNT as usize] =
+    ["ring_buffer_full", "pending_map_full", "exec_map_full"];
+
+impl DropCounters {
+    /// Current totals, indexed like [`DROP_REASONS`].
+    pub fn read(&self) -> Result<[u64; drop_reason::COUNT as usize], ProbeError> {
+        let mut totals = [0u64; drop_reason::COUNT as usize];
+        for (index, total) in totals.iter_mut().enumerate() {
+            let values = self
+                .map
+                .get(&(index as u32), 0)
+                .map_err(map_error("DROPS"))?;
+            *total = values.iter().sum();
+        }
+        Ok(totals)
+    }
+}
+
+/// Rounds a requested ring buffer size to what the kernel accepts: a power of two of at least
+/// one page.
+pub fn ring_buffer_size(requested: u32) -> u32 {
+    let page = 4096u32;
+    requested.max(page).checked_next_power_of_two().unwrap_or(1 << 31)
+}
+
+fn raise_memlock_limit() {
+    // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it.
+    use nix::sys::resource::{Resource, setrlimit};
+    if let Err(error) = setrlimit(
+        Resource::RLIMIT_MEMLOCK,
+        nix::sys::resource::RLIM_INFINITY,
+        nix::sys::resource::RLIM_INFINITY,
+    ) {
+        tracing::debug!(%error, "could not raise RLIMIT_MEMLOCK");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_buffer_sizes_are_powers_of_two() {
+        assert_eq!(ring_buffer_size(0), 4096);
+        assert_eq!(ring_buffer_size(5000), 8192);
+        assert_eq!(ring_buffer_size(16 << 20), 16 << 20);
+    }
+}

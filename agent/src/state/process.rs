@@ -1,0 +1,418 @@
+//! The process table: what Vigil knows about each live process, seeded from /proc at start-up and
+//! kept current by fork, exec and exit events. Bounded: when full, the least recently active
+//! process is evicted (and reloaded from /proc if it shows up again).
+
+use std::{
+    num::NonZeroUsize,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use lru::LruCache;
+
+use super::{
+    cgroups::CgroupResolver,
+    container::{ContainerRef, container_from_cgroup},
+    fd::FdTable,
+    procfs::{self, ProcSnapshot},
+};
+use crate::events::Task;
+
+/// Capability sets of a thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Effective set.
+    pub effective: u64,
+    /// Permitted set.
+    pub permitted: u64,
+    /// Inheritable set.
+    pub inheritable: u64,
+}
+
+/// Everything known about one process. Shared with events as an `Arc` snapshot; updates copy on
+/// write, so an event keeps describing the process as it was when the event happened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Process id inside its pid namespace.
+    pub vpid: u32,
+    /// Session id.
+    pub sid: u32,
+    /// Process group id.
+    pub pgid: u32,
+    /// Task name (`proc.name`).
+    pub comm: String,
+    /// First argument of the command line (`proc.exe`).
+    pub exe: String,
+    /// Full path of the executable (`proc.exepath`).
+    pub exepath: String,
+    /// Arguments after the first (`proc.args`).
+    pub args: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// Effective uid.
+    pub euid: u32,
+    /// Effective gid.
+    pub egid: u32,
+    /// Audit login uid, `None` when unset.
+    pub loginuid: Option<u32>,
+    /// Controlling terminal (`tty_nr`), 0 when none.
+    pub tty: u32,
+    /// Start time on the boot clock, in nanoseconds.
+    pub start_boot_ns: u64,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// cgroup v2 path.
+    pub cgroup_path: Option<Arc<str>>,
+    /// The container the process runs in, if any.
+    pub container: Option<ContainerRef>,
+    /// Capabilities.
+    pub caps: Capabilities,
+    /// The executable is a memfd (fileless execution).
+    pub exe_from_memfd: bool,
+}
+
+impl ProcessInfo {
+    /// Falco's `proc.cmdline`: the name followed by the arguments.
+    pub fn cmdline(&self) -> String {
+        let mut line = self.comm.clone();
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
+    }
+
+    /// Falco's `proc.args`: the arguments joined by spaces.
+    pub fn args_line(&self) -> String {
+        self.args.join(" ")
+    }
+
+    fn from_snapshot(snapshot: ProcSnapshot) -> ProcessInfo {
+        let mut argv = snapshot.argv.into_iter();
+        let exe = argv.next().unwrap_or_default();
+        let exepath = snapshot.exepath.unwrap_or_default();
+        ProcessInfo {
+            pid: snapshot.pid,
+            ppid: snapshot.ppid,
+            vpid: snapshot.vpid,
+            sid: snapshot.sid,
+            pgid: snapshot.pgid,
+            comm: snapshot.comm,
+            exe,
+            exe_from_memfd: exepath.starts_with("/memfd:"),
+            exepath,
+            args: argv.collect(),
+            cwd: snapshot.cwd.unwrap_or_default(),
+            uid: snapshot.uid,
+            gid: snapshot.gid,
+            euid: snapshot.euid,
+            egid: snapshot.egid,
+            loginuid: snapshot.loginuid,
+            tty: snapshot.tty,
+            start_boot_ns: snapshot.start_boot_ns,
+            cgroup_id: 0,
+            cgroup_path: snapshot.cgroup_path.map(Arc::from),
+            container: None,
+            caps: Capabilities {
+                effective: snapshot.cap_effective,
+                permitted: snapshot.cap_permitted,
+                inheritable: snapshot.cap_inheritable,
+            },
+        }
+    }
+
+    fn from_task(task: &Task) -> ProcessInfo {
+        ProcessInfo {
+            pid: task.pid,
+            ppid: task.ppid,
+            vpid: task.pid,
+            comm: task.comm.clone(),
+            exe: task.comm.clone(),
+            uid: task.uid,
+            gid: task.gid,
+            euid: task.uid,
+            egid: task.gid,
+            ..ProcessInfo::default()
+        }
+    }
+}
+
+/// A process and its fds.
+#[derive(Clone, Debug)]
+pub struct ProcessEntry {
+    /// Process facts, shared with events.
+    pub info: Arc<ProcessInfo>,
+    /// Open file descriptors.
+    pub fds: FdTable,
+}
+
+impl ProcessEntry {
+    /// Mutable access to the facts (copies them if an event still holds the old snapshot).
+    pub fn info_mut(&mut self) -> &mut ProcessInfo {
+        Arc::make_mut(&mut self.info)
+    }
+}
+
+/// Deepest ancestor chain walked (guards against cycles from pid reuse).
+pub const MAX_ANCESTORS: usize = 16;
+
+/// All known processes.
+pub struct ProcessTable {
+    entries: LruCache<u32, ProcessEntry>,
+    proc_root: PathBuf,
+}
+
+impl ProcessTable {
+    /// An empty table holding at most `capacity` processes, reading /proc at `proc_root`.
+    pub fn new(proc_root: impl Into<PathBuf>, capacity: NonZeroUsize) -> ProcessTable {
+        ProcessTable {
+            entries: LruCache::new(capacity),
+            proc_root: proc_root.into(),
+        }
+    }
+
+    /// The procfs root this table reads.
+    pub fn proc_root(&self) -> &Path {
+        &self.proc_root
+    }
+
+    /// Loads every process in /proc; returns how many were loaded. Processes that vanish while
+    /// being read are skipped.
+    pub fn seed(&mut self, cgroups: &mut CgroupResolver) -> usize {
+        let Ok(pids) = procfs::list_pids(&self.proc_root) else {
+            return 0;
+        };
+        let mut loaded = 0;
+        for pid in pids {
+            if let Ok(snapshot) = procfs::read_process(&self.proc_root, pid) {
+                let mut info = ProcessInfo::from_snapshot(snapshot);
+                attach_cgroup_from_path(&mut info, cgroups);
+                self.entries.put(
+                    pid,
+                    ProcessEntry {
+                        info: Arc::new(info),
+                        fds: FdTable::default(),
+                    },
+                );
+                loaded += 1;
+            }
+        }
+        loaded
+    }
+
+    /// The entry of the task's process, loaded from /proc (or made from the task itself when the
+    /// process is already gone) if it is not known yet, and refreshed with what the task says.
+    pub fn entry(&mut self, task: &Task, cgroups: &mut CgroupResolver) -> &mut ProcessEntry {
+        let proc_root = &self.proc_root;
+        let entry = self.entries.get_or_insert_mut(task.pid, || {
+            let info = match procfs::read_process(proc_root, task.pid) {
+                Ok(snapshot) => ProcessInfo::from_snapshot(snapshot),
+                Err(_) => ProcessInfo::from_task(task),
+            };
+            ProcessEntry {
+                info: Arc::new(info),
+                fds: FdTable::default(),
+            }
+        });
+        refresh_from_task(entry, task, cgroups);
+        entry
+    }
+
+    /// The facts of `pid`, without loading or promoting it.
+    pub fn peek(&self, pid: u32) -> Option<&Arc<ProcessInfo>> {
+        self.entries.peek(&pid).map(|entry| &entry.info)
+    }
+
+    /// Records a new process `child_pid` forked by the task's process: it inherits the parent's
+    /// facts and fds, as fork does.
+    pub fn fork(
+        &mut self,
+        parent: &Task,
+        child_pid: u32,
+        child_ppid: u32,
+        cgroups: &mut CgroupResolver,
+    ) {
+        let parent_entry = self.entry(parent, cgroups);
+        let mut child = ProcessEntry {
+            info: Arc::clone(&parent_entry.info),
+            fds: parent_entry.fds.clone(),
+        };
+        let info = child.info_mut();
+        info.pid = child_pid;
+        info.vpid = child_pid;
+        info.ppid = child_ppid;
+        info.start_boot_ns = parent.ts_boot_ns;
+        self.entries.put(child_pid, child);
+    }
+
+    /// Forgets `pid`.
+    pub fn remove(&mut self, pid: u32) -> Option<ProcessEntry> {
+        self.entries.pop(&pid)
+    }
+
+    /// The parent, grandparent, ... of `info`, nearest first, as far as they are known.
+    pub fn ancestors(&self, info: &ProcessInfo) -> Vec<Arc<ProcessInfo>> {
+        let mut chain = Vec::new();
+        let mut pid = info.ppid;
+        let mut previous = info.pid;
+        while pid != 0 && pid != previous && chain.len() < MAX_ANCESTORS {
+            let Some(parent) = self.peek(pid) else {
+                break;
+            };
+            chain.push(Arc::clone(parent));
+            previous = pid;
+            pid = parent.ppid;
+        }
+        chain
+    }
+
+    /// `(pid, ppid)` of every tracked process.
+    pub fn parent_links(&self) -> Vec<(u32, u32)> {
+        self.entries
+            .iter()
+            .map(|(&pid, entry)| (pid, entry.info.ppid))
+            .collect()
+    }
+
+    /// Number of processes tracked.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn refresh_from_task(entry: &mut ProcessEntry, task: &Task, cgroups: &mut CgroupResolver) {
+    let info = &entry.info;
+    let stale = info.uid != task.uid
+        || info.gid != task.gid
+        || info.comm != task.comm
+        || info.cgroup_id != task.cgroup_id
+        || (task.ppid != 0 && info.ppid != task.ppid);
+    if !stale {
+        return;
+    }
+    let info = entry.info_mut();
+    info.uid = task.uid;
+    info.gid = task.gid;
+    if info.comm != task.comm {
+        info.comm.clone_from(&task.comm);
+    }
+    if task.ppid != 0 {
+        info.ppid = task.ppid;
+    }
+    if info.cgroup_id != task.cgroup_id {
+        info.cgroup_id = task.cgroup_id;
+        info.cgroup_path = cgroups.resolve(task.cgroup_id);
+        info.container = info.cgroup_path.as_deref().and_then(container_from_cgroup);
+    }
+}
+
+fn attach_cgroup_from_path(info: &mut ProcessInfo, cgroups: &mut CgroupResolver) {
+    let Some(path) = info.cgroup_path.clone() else {
+        return;
+    };
+    if let Some(id) = cgroups.id_of(&path) {
+        info.cgroup_id = id;
+        cgroups.insert(id, &path);
+    }
+    info.container = container_from_cgroup(&path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(pid: u32, ppid: u32, comm: &str) -> Task {
+        Task {
+            ts_boot_ns: 5,
+            pid,
+            tid: pid,
+            ppid,
+            uid: 1000,
+            gid: 1000,
+            cgroup_id: 0,
+            comm: comm.into(),
+        }
+    }
+
+    fn table(capacity: usize) -> (ProcessTable, CgroupResolver) {
+        // A procfs root without processes: everything comes from events.
+        let empty = std::env::temp_dir().join("vigil-empty-procfs");
+        let _ = std::fs::create_dir_all(&empty);
+        (
+            ProcessTable::new(empty.clone(), NonZeroUsize::new(capacity).unwrap()),
+            CgroupResolver::new(empty),
+        )
+    }
+
+    #[test]
+    fn fork_inherits_and_ancestors_walk_up() {
+        let (mut table, mut cgroups) = table(16);
+        let init = task(1, 0, "init");
+        table.entry(&init, &mut cgroups).info_mut().cwd = "/".into();
+        table.fork(&init, 10, 1, &mut cgroups);
+        let shell = task(10, 1, "bash");
+        table.entry(&shell, &mut cgroups);
+        table.fork(&shell, 11, 10, &mut cgroups);
+        let child = table.entry(&task(11, 10, "bash"), &mut cgroups).info.clone();
+        assert_eq!(child.cwd, "/", "fork inherits the cwd");
+        assert_eq!(child.start_boot_ns, 5);
+        let names: Vec<_> = table
+            .ancestors(&child)
+            .iter()
+            .map(|p| p.comm.clone())
+            .collect();
+        assert_eq!(names, vec!["bash", "init"]);
+    }
+
+    #[test]
+    fn snapshots_do_not_change_under_events() {
+        let (mut table, mut cgroups) = table(16);
+        let snapshot = table.entry(&task(5, 1, "old"), &mut cgroups).info.clone();
+        table.entry(&task(5, 1, "new"), &mut cgroups);
+        assert_eq!(snapshot.comm, "old");
+        assert_eq!(table.peek(5).unwrap().comm, "new");
+    }
+
+    #[test]
+    fn ancestors_stop_on_cycles() {
+        let (mut table, mut cgroups) = table(16);
+        table.entry(&task(20, 21, "a"), &mut cgroups);
+        table.entry(&task(21, 20, "b"), &mut cgroups);
+        let a = table.peek(20).unwrap().clone();
+        assert!(table.ancestors(&a).len() <= MAX_ANCESTORS);
+    }
+
+    #[test]
+    fn table_is_bounded() {
+        let (mut table, mut cgroups) = table(8);
+        for pid in 100..200 {
+            table.entry(&task(pid, 1, "x"), &mut cgroups);
+        }
+        assert_eq!(table.len(), 8);
+        assert!(table.peek(199).is_some());
+        assert!(table.peek(100).is_none());
+    }
+
+    #[test]
+    fn seeds_from_the_real_procfs() {
+        let mut table = ProcessTable::new("/proc", NonZeroUsize::new(65536).unwrap());
+        let mut cgroups = CgroupResolver::new(PathBuf::from("/nonexistent"));
+        assert!(table.seed(&mut cgroups) > 1);
+        let me = table.peek(std::process::id()).expect("own process seeded");
+        assert!(!me.exepath.is_empty());
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+    }
+}

@@ -1,0 +1,146 @@
+//! Shared helpers of the integration tests: start the real probes, cause activity, and wait for
+//! the events it produced.
+#![allow(missing_docs)]
+
+use std::{
+    num::NonZeroUsize,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use vigil::{
+    enrich::Enriched,
+    events::{EventKind, ParamValue},
+    metrics::Metrics,
+    pipeline::{Pipeline, PipelineConfig},
+};
+
+/// Fails loudly when the tests cannot exercise the kernel: passing quietly would hide it.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the integration tests load eBPF programs and must run as root (cargo xtask test)"
+    );
+}
+
+/// A running pipeline and every event it has delivered so far.
+pub struct Harness {
+    pipeline: Pipeline,
+    pub metrics: Arc<Metrics>,
+    seen: Vec<Enriched>,
+}
+
+impl Harness {
+    /// Attaches the real probes.
+    pub async fn start() -> Harness {
+        require_root();
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let config = PipelineConfig::for_host(NonZeroUsize::new(65536).expect("non-zero"))
+            .expect("host configuration");
+        let pipeline = Pipeline::start(config, Arc::clone(&metrics))
+            .await
+            .expect("probes attach");
+        assert!(metrics.is_ready(), "every probe attached");
+        Harness {
+            pipeline,
+            metrics,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first event (already seen or arriving within `timeout`) that matches.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        matches: impl Fn(&Enriched) -> bool,
+    ) -> Option<Enriched> {
+        if let Some(found) = self.seen.iter().find(|event| matches(event)) {
+            return Some(found.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let event = tokio::time::timeout(left, self.pipeline.next())
+                .await
+                .ok()??;
+            let hit = matches(&event);
+            if self.seen.len() < 500_000 {
+                self.seen.push(event.clone());
+            }
+            if hit {
+                return Some(event);
+            }
+        }
+    }
+
+    /// Like [`Harness::wait_for`], but panics with `what` on a timeout.
+    pub async fn expect(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&Enriched) -> bool,
+    ) -> Enriched {
+        match self.wait_for(Duration::from_secs(10), matches).await {
+            Some(event) => event,
+            None => panic!(
+                "no event matched: {what} (saw {} events; drops {})",
+                self.seen.len(),
+                self.metrics.kernel_drops_total()
+            ),
+        }
+    }
+
+    /// Every event seen so far.
+    pub fn seen(&self) -> &[Enriched] {
+        &self.seen
+    }
+
+    /// Detaches the probes.
+    pub async fn stop(self) {
+        self.pipeline.shutdown().await.expect("reader ran cleanly");
+    }
+}
+
+/// The `evt.type` of an event.
+pub fn type_of(event: &Enriched) -> &'static str {
+    event.event.type_name()
+}
+
+/// A string parameter of a syscall event.
+pub fn str_arg<'a>(event: &'a Enriched, name: &str) -> Option<&'a str> {
+    match event.event.syscall()?.param(name)? {
+        ParamValue::Str(value) => Some(value),
+        _ => None,
+    }
+}
+
+/// Whether the event is a syscall of type `name` by process `pid`.
+pub fn is_call(event: &Enriched, name: &str, pid: u32) -> bool {
+    matches!(event.event.kind, EventKind::Syscall(_))
+        && event.event.task.pid == pid
+        && type_of(event) == name
+}
+
+/// The `vigil` binary built next to the test executable.
+pub fn vigil_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/vigil
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("vigil"))
+        .expect("target directory layout");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (cargo build -p vigil); cargo xtask test does",
+        binary.display()
+    );
+    binary
+}
+
+/// The cgroup v2 mount of this host.
+pub fn cgroup2_root() -> PathBuf {
+    vigil::host::mounts::cgroup2_mount().expect("cgroup v2 mounted")
+}
