@@ -36,13 +36,14 @@ fn main() -> anyhow::Result<()> {
         }],
         aya_build::Toolchain::default(),
     )
-    .context("building the eBPF programs (run `cargo xtask bootstrap` if the toolchain is missing)")?;
+    .context(
+        "building the eBPF programs (run `cargo xtask bootstrap` if the toolchain is missing)",
+    )?;
     println!("cargo:rerun-if-changed=../agent-common/src");
     Ok(())
 }
 
 fn on_path(program: &str) -> bool {
-    env::var_os("PATH").is_some_and(|paths| {
-        env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    env::var_os("PATH")
+        .is_some_and(|paths| env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

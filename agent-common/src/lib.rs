@@ -285,6 +285,9 @@ pub struct ExecCapture {
 /// Size of the per-CPU buffer in which the kernel side assembles a syscall record.
 pub const SCRATCH_SIZE: usize = core::mem::size_of::<SyscallRecord>() + DATA_CAP;
 
+// Per-CPU map values are limited to 32 KiB by the kernel.
+const _: () = assert!(SCRATCH_SIZE <= 32 * 1024);
+
 /// The per-CPU assembly buffer's value type.
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
@@ -311,17 +314,24 @@ mod tests {
     #[test]
     fn layouts_are_stable() {
         assert_eq!(size_of::<RecordHeader>(), 64);
-        assert_eq!(size_of::<SyscallRecord>(), 64 + 8 + 48 + 24 + 16 + SOCKADDR_MAX);
+        assert_eq!(
+            size_of::<SyscallRecord>(),
+            64 + 8 + 48 + 24 + 16 + SOCKADDR_MAX
+        );
         assert_eq!(size_of::<ForkRecord>(), 72);
         assert_eq!(size_of::<ExecRecord>(), 72);
         assert_eq!(size_of::<ExitRecord>(), 72);
         assert_eq!(size_of::<SyscallRecipe>(), 16);
-        assert!(SCRATCH_SIZE <= 32 * 1024, "per-CPU values are limited to 32 KiB");
     }
 
     #[test]
     fn record_kind_round_trips() {
-        for kind in [RecordKind::Syscall, RecordKind::Fork, RecordKind::Exec, RecordKind::Exit] {
+        for kind in [
+            RecordKind::Syscall,
+            RecordKind::Fork,
+            RecordKind::Exec,
+            RecordKind::Exit,
+        ] {
             assert_eq!(RecordKind::from_u8(kind as u8), Some(kind));
         }
         assert_eq!(RecordKind::from_u8(0), None);

@@ -50,8 +50,7 @@ static CONFIG: Array<ProbeConfig> = Array::with_max_entries(1, 0);
 static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(16384, 0);
 
 #[map]
-static EXEC_PENDING: HashMap<u32, ExecCapture> =
-    HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+static EXEC_PENDING: HashMap<u32, ExecCapture> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 #[map]
 static PARENTS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(65536, 0);
@@ -101,7 +100,7 @@ unsafe fn fill_header(header: *mut RecordHeader, kind: RecordKind, syscall_id: u
         (*header).ts_ns = bpf_ktime_get_boot_ns();
         (*header).pid = pid;
         (*header).tid = pid_tgid as u32;
-        (*header).ppid = PARENTS.get(&pid).copied().unwrap_or(0);
+        (*header).ppid = PARENTS.get(pid).copied().unwrap_or(0);
         (*header).uid = uid_gid as u32;
         (*header).gid = (uid_gid >> 32) as u32;
         (*header).reserved2 = 0;
@@ -181,7 +180,7 @@ unsafe fn on_sys_enter(ctx: &TracePointContext) {
     if recipe.flags & recipe_flags::EXEC != 0 {
         unsafe { capture_exec(&recipe, &call.args, tid) };
     }
-    if PENDING.insert(&tid, &call, 0).is_err() {
+    if PENDING.insert(tid, call, 0).is_err() {
         count_drop(drop_reason::PENDING_FULL);
     }
 }
@@ -245,7 +244,9 @@ unsafe fn capture_exec(recipe: &SyscallRecipe, args: &[u64; 6], tid: u32) {
         (*capture).filename_len = filename_len as u16;
         (*capture).argv_len = used as u16;
         (*capture).argc = argc;
-        if EXEC_PENDING.insert(&tid, &*capture, 0).is_err() {
+        // By reference: an 8 KiB value must never be copied onto the 512-byte BPF stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        if EXEC_PENDING.insert(tid, &*capture, 0).is_err() {
             count_drop(drop_reason::EXEC_PENDING_FULL);
         }
     }
@@ -271,10 +272,10 @@ unsafe fn on_sys_exit(ctx: &TracePointContext) {
     };
     let ret = unsafe { *(raw.add(RAW_RET_OFFSET).cast::<i64>()) };
     let tid = unsafe { bpf_get_current_pid_tgid() } as u32;
-    let Some(call) = (unsafe { PENDING.get(&tid) }).copied() else {
+    let Some(call) = (unsafe { PENDING.get(tid) }).copied() else {
         return;
     };
-    let _ = PENDING.remove(&tid);
+    let _ = PENDING.remove(tid);
     if call.nr != nr as u64 || recipe.flags & recipe_flags::STASH_ONLY != 0 {
         return;
     }
@@ -283,7 +284,11 @@ unsafe fn on_sys_exit(ctx: &TracePointContext) {
     };
     unsafe {
         let record = scratch.cast::<SyscallRecord>();
-        fill_header(addr_of_mut!((*record).header), RecordKind::Syscall, recipe.id);
+        fill_header(
+            addr_of_mut!((*record).header),
+            RecordKind::Syscall,
+            recipe.id,
+        );
         (*record).ret = ret;
         (*record).args = call.args;
         (*record).aux = call.aux;
@@ -347,14 +352,14 @@ unsafe fn copy_exec_capture(
     tid: u32,
     flags: &mut u8,
 ) -> usize {
-    let Some(capture) = EXEC_PENDING.get_ptr(&tid) else {
+    let Some(capture) = EXEC_PENDING.get_ptr(tid) else {
         return 0;
     };
     unsafe {
         let filename_len = ((*capture).filename_len as usize) & (STR_MAX - 1);
         let argv_len = ((*capture).argv_len as usize) & (2 * ARGV_MAX_BYTES - 1);
         if argv_len > ARGV_MAX_BYTES {
-            let _ = EXEC_PENDING.remove(&tid);
+            let _ = EXEC_PENDING.remove(tid);
             return 0;
         }
         let source = addr_of_mut!((*capture.cast_mut()).data).cast::<u8>();
@@ -368,7 +373,7 @@ unsafe fn copy_exec_capture(
         (*record).str_len[0] = filename_len as u16;
         (*record).argv_len = argv_len as u16;
         (*record).argc = (*capture).argc;
-        let _ = EXEC_PENDING.remove(&tid);
+        let _ = EXEC_PENDING.remove(tid);
         filename_len + argv_len
     }
 }
@@ -464,7 +469,7 @@ unsafe fn on_fork(ctx: &TracePointContext) {
     let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
     let caller_tgid = (pid_tgid >> 32) as u32;
     let mut clone_flags: u64 = 0;
-    if let Some(call) = unsafe { PENDING.get(&(pid_tgid as u32)) }
+    if let Some(call) = unsafe { PENDING.get(pid_tgid as u32) }
         && call.nr < MAX_SYSCALL_NR as u64
         && let Some(recipe) = SYSCALL_INTEREST.get(call.nr as u32)
     {
@@ -478,11 +483,11 @@ unsafe fn on_fork(ctx: &TracePointContext) {
         return;
     }
     let parent = if clone_flags & CLONE_PARENT != 0 {
-        unsafe { PARENTS.get(&caller_tgid) }.copied().unwrap_or(0)
+        unsafe { PARENTS.get(caller_tgid) }.copied().unwrap_or(0)
     } else {
         caller_tgid
     };
-    let _ = PARENTS.insert(&child, &parent, 0);
+    let _ = PARENTS.insert(child, parent, 0);
 
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
@@ -514,13 +519,15 @@ unsafe fn on_exec(ctx: &TracePointContext) {
     if old_tid != tid {
         // A non-leader thread called exec and took over the leader's id: its syscall exit will
         // be seen under the new id.
-        if let Some(call) = unsafe { PENDING.get(&old_tid) }.copied() {
-            let _ = PENDING.insert(&tid, &call, 0);
-            let _ = PENDING.remove(&old_tid);
+        if let Some(call) = unsafe { PENDING.get(old_tid) }.copied() {
+            let _ = PENDING.insert(tid, call, 0);
+            let _ = PENDING.remove(old_tid);
         }
-        if let Some(capture) = EXEC_PENDING.get_ptr(&old_tid) {
-            let _ = EXEC_PENDING.insert(&tid, unsafe { &*capture }, 0);
-            let _ = EXEC_PENDING.remove(&old_tid);
+        if let Some(capture) = EXEC_PENDING.get_ptr(old_tid) {
+            // By reference: the 8 KiB capture must not be copied onto the BPF stack.
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            let _ = EXEC_PENDING.insert(tid, unsafe { &*capture }, 0);
+            let _ = EXEC_PENDING.remove(old_tid);
         }
     }
 
@@ -569,8 +576,8 @@ unsafe fn on_exit(ctx: &TracePointContext) {
     let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
     let tid = pid_tgid as u32;
     let tgid = (pid_tgid >> 32) as u32;
-    let _ = PENDING.remove(&tid);
-    let _ = EXEC_PENDING.remove(&tid);
+    let _ = PENDING.remove(tid);
+    let _ = EXEC_PENDING.remove(tid);
 
     let group_dead = match unsafe { read_field_u32(ctx, config.layout.exit_group_dead) } {
         Some(value) => (value & 0xff != 0) as u8,
@@ -592,7 +599,7 @@ unsafe fn on_exit(ctx: &TracePointContext) {
     }
     entry.submit(0);
     // The header above still needed the parent; forget it only now.
-    let _ = PARENTS.remove(&tgid);
+    let _ = PARENTS.remove(tgid);
 }
 
 const _: () = assert!(DATA_CAP >= 2 * STR_MAX + STR_MAX);

@@ -51,6 +51,10 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as i64;
-        assert!((wall - now).abs() < 1_000_000_000, "off by {} ns", wall - now);
+        assert!(
+            (wall - now).abs() < 1_000_000_000,
+            "off by {} ns",
+            wall - now
+        );
     }
 }

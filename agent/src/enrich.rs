@@ -320,11 +320,9 @@ fn apply_success(entry: &mut ProcessEntry, call: &SyscallEvent) -> Option<FdInfo
             entry.fds.insert(new_fd, info);
         }
         Syscall::Dup => entry.fds.duplicate(call.arg_fd(0), new_fd, false),
-        Syscall::Dup2 => {
-            if call.arg_fd(0) != new_fd {
-                entry.fds.duplicate(call.arg_fd(0), new_fd, false);
-            }
-        }
+        // dup2 of an fd onto itself changes nothing (and must not clear close-on-exec).
+        Syscall::Dup2 if call.arg_fd(0) == new_fd => {}
+        Syscall::Dup2 => entry.fds.duplicate(call.arg_fd(0), new_fd, false),
         Syscall::Dup3 => {
             let cloexec = call.args[2] & libc::O_CLOEXEC as u64 != 0;
             entry.fds.duplicate(call.arg_fd(0), new_fd, cloexec);

@@ -106,7 +106,8 @@ fn main() -> Result<()> {
 }
 
 fn init_logging(filter: &str, format: LogFormat) -> Result<()> {
-    let filter = EnvFilter::try_new(filter).with_context(|| format!("bad log filter {filter:?}"))?;
+    let filter =
+        EnvFilter::try_new(filter).with_context(|| format!("bad log filter {filter:?}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr);

@@ -44,11 +44,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(events.clone()))?;
         let mut events_by_type = HashMap::new();
-        for name in SYSCALLS
-            .iter()
-            .map(|spec| spec.name)
-            .chain(LIFECYCLE_TYPES)
-        {
+        for name in SYSCALLS.iter().map(|spec| spec.name).chain(LIFECYCLE_TYPES) {
             events_by_type.insert(name, events.with_label_values(&[name]));
         }
 
@@ -121,8 +117,7 @@ impl Metrics {
         let Ok(mut seen) = self.kernel_drop_totals.lock() else {
             return;
         };
-        for ((counter, seen), &total) in self.kernel_drops.iter().zip(seen.iter_mut()).zip(totals)
-        {
+        for ((counter, seen), &total) in self.kernel_drops.iter().zip(seen.iter_mut()).zip(totals) {
             if total > *seen {
                 counter.inc_by(total - *seen);
                 *seen = total;
@@ -170,7 +165,10 @@ mod tests {
         assert_eq!(metrics.events_of_type("openat"), 2);
         assert_eq!(metrics.kernel_drops_total(), 6);
         let text = metrics.render();
-        assert!(text.contains("vigil_events_total{type=\"openat\"} 2"), "{text}");
+        assert!(
+            text.contains("vigil_events_total{type=\"openat\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("vigil_kernel_dropped_total{reason=\"ring_buffer_full\"} 5"));
         assert!(!metrics.is_ready());
         metrics.set_ready(true);

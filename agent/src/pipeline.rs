@@ -50,7 +50,9 @@ pub struct PipelineConfig {
 
 impl PipelineConfig {
     /// Defaults for this host: /proc, the cgroup v2 mount found in /proc/self/mounts.
-    pub fn for_host(max_processes: std::num::NonZeroUsize) -> Result<PipelineConfig, PipelineError> {
+    pub fn for_host(
+        max_processes: std::num::NonZeroUsize,
+    ) -> Result<PipelineConfig, PipelineError> {
         Ok(PipelineConfig {
             probes: ProbeOptions::default(),
             state: StateConfig {
@@ -167,7 +169,10 @@ async fn read_ring(
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|error| PipelineError::RingBuffer(error.into()))?;
     loop {
-        let mut guard = ring.readable_mut().await.map_err(PipelineError::RingBuffer)?;
+        let mut guard = ring
+            .readable_mut()
+            .await
+            .map_err(PipelineError::RingBuffer)?;
         let buffer = guard.get_inner_mut();
         while let Some(item) = buffer.next() {
             let enriched = handle_record(&mut enricher, &metrics, &item);

@@ -77,11 +77,7 @@ impl Harness {
     }
 
     /// Like [`Harness::wait_for`], but panics with `what` on a timeout.
-    pub async fn expect(
-        &mut self,
-        what: &str,
-        matches: impl Fn(&Enriched) -> bool,
-    ) -> Enriched {
+    pub async fn expect(&mut self, what: &str, matches: impl Fn(&Enriched) -> bool) -> Enriched {
         match self.wait_for(Duration::from_secs(10), matches).await {
             Some(event) => event,
             None => panic!(

@@ -79,7 +79,10 @@ mod tests {
         for bit in ["O_WRONLY", "O_CREAT", "O_TRUNC"] {
             assert!(flags.contains(bit), "{flags}");
         }
-        assert_eq!(render_param(call, call.spec.param("dirfd").unwrap()), "-100");
+        assert_eq!(
+            render_param(call, call.spec.param("dirfd").unwrap()),
+            "-100"
+        );
         assert_eq!(
             render_args(call),
             format!("dirfd=-100 name=/tmp/x flags={flags} mode=0644")

@@ -243,11 +243,6 @@ pub(crate) mod tests {
             }
         }
 
-        pub(crate) fn tid(mut self, tid: u32) -> Self {
-            self.record.header.tid = tid;
-            self
-        }
-
         pub(crate) fn arg(mut self, index: usize, value: u64) -> Self {
             self.record.args[index] = value;
             self

@@ -904,9 +904,20 @@ mod tests {
     #[test]
     fn table_is_ordered_like_the_enum() {
         for (index, spec) in SYSCALLS.iter().enumerate() {
-            assert_eq!(spec.syscall as usize, index + 1, "{} is out of order", spec.name);
-            assert_eq!(spec_by_id(spec.syscall as u16).map(|s| s.name), Some(spec.name));
-            assert_eq!(spec_by_name(spec.name).map(|s| s.syscall), Some(spec.syscall));
+            assert_eq!(
+                spec.syscall as usize,
+                index + 1,
+                "{} is out of order",
+                spec.name
+            );
+            assert_eq!(
+                spec_by_id(spec.syscall as u16).map(|s| s.name),
+                Some(spec.name)
+            );
+            assert_eq!(
+                spec_by_name(spec.name).map(|s| s.syscall),
+                Some(spec.syscall)
+            );
         }
         assert!(spec_by_id(0).is_none());
         assert!(spec_by_id(SYSCALLS.len() as u16 + 1).is_none());
@@ -916,7 +927,10 @@ mod tests {
     fn names_and_numbers_are_unique() {
         let names: HashSet<_> = SYSCALLS.iter().map(|s| s.name).collect();
         assert_eq!(names.len(), SYSCALLS.len());
-        let numbers: Vec<_> = SYSCALLS.iter().filter_map(|s| arch_number(s.syscall)).collect();
+        let numbers: Vec<_> = SYSCALLS
+            .iter()
+            .filter_map(|s| arch_number(s.syscall))
+            .collect();
         let unique: HashSet<_> = numbers.iter().collect();
         assert_eq!(unique.len(), numbers.len());
         assert!(
@@ -931,7 +945,12 @@ mod tests {
         for spec in SYSCALLS {
             let mut names = HashSet::new();
             for param in spec.params {
-                assert!(names.insert(param.name), "{}: duplicate {}", spec.name, param.name);
+                assert!(
+                    names.insert(param.name),
+                    "{}: duplicate {}",
+                    spec.name,
+                    param.name
+                );
                 match param.source {
                     Source::Str(slot) => assert_ne!(
                         spec.capture.str_args[slot as usize], NO_ARG,

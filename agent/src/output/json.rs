@@ -93,10 +93,7 @@ pub fn to_json(event: &Enriched) -> Value {
 
     put("user.uid", json!(proc.uid));
     put("user.name", json!(event.user_name.as_deref()));
-    put(
-        "user.loginuid",
-        json!(proc.loginuid.map_or(-1, i64::from)),
-    );
+    put("user.loginuid", json!(proc.loginuid.map_or(-1, i64::from)));
     put("user.loginname", json!(event.login_name.as_deref()));
     put("group.gid", json!(proc.gid));
     put("group.name", json!(event.group_name.as_deref()));

@@ -24,7 +24,9 @@ pub enum LayoutError {
         source: std::io::Error,
     },
     /// A required field is missing or has an unexpected shape.
-    #[error("tracepoint {tracepoint} has no usable field `{field}` ({reason}); this kernel is not supported")]
+    #[error(
+        "tracepoint {tracepoint} has no usable field `{field}` ({reason}); this kernel is not supported"
+    )]
     Field {
         /// `category/name`.
         tracepoint: String,
@@ -85,7 +87,11 @@ struct Format {
 impl Format {
     fn read(tracefs: &Path, category: &str, name: &str) -> Result<Format, LayoutError> {
         let tracepoint = format!("{category}/{name}");
-        let path = tracefs.join("events").join(category).join(name).join("format");
+        let path = tracefs
+            .join("events")
+            .join(category)
+            .join(name)
+            .join("format");
         let text = fs::read_to_string(&path).map_err(|source| LayoutError::Unreadable {
             tracepoint: tracepoint.clone(),
             path,
@@ -249,6 +255,9 @@ print fmt: \"comm=%s pid=%d child_comm=%s child_pid=%d\"
             "\tfield:long id;\toffset:8;\tsize:8;\tsigned:1;\n\tfield:long ret;\toffset:24;\tsize:8;\tsigned:1;",
         );
         let err = read_layout(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("raw_syscalls/sys_exit") && err.contains("ret"), "{err}");
+        assert!(
+            err.contains("raw_syscalls/sys_exit") && err.contains("ret"),
+            "{err}"
+        );
     }
 }

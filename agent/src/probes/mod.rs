@@ -19,7 +19,8 @@ use crate::{
 };
 
 /// The compiled eBPF object, embedded at build time.
-static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil-probes"));
+static PROBES_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil-probes"));
 
 /// The programs and the tracepoints they attach to, in attach order.
 pub const PROGRAMS: &[(&str, &str, &str)] = &[
@@ -34,7 +35,9 @@ pub const PROGRAMS: &[(&str, &str, &str)] = &[
 #[derive(Debug, Error)]
 pub enum ProbeError {
     /// The binary was built with `AYA_BUILD_SKIP`.
-    #[error("this vigil binary was built without its eBPF programs (AYA_BUILD_SKIP); rebuild it after `cargo xtask bootstrap`")]
+    #[error(
+        "this vigil binary was built without its eBPF programs (AYA_BUILD_SKIP); rebuild it after `cargo xtask bootstrap`"
+    )]
     NotBuilt,
     /// tracefs is missing and could not be mounted.
     #[error(transparent)]
@@ -309,7 +312,10 @@ impl DropCounters {
 /// one page.
 pub fn ring_buffer_size(requested: u32) -> u32 {
     let page = 4096u32;
-    requested.max(page).checked_next_power_of_two().unwrap_or(1 << 31)
+    requested
+        .max(page)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 31)
 }
 
 fn raise_memlock_limit() {

@@ -470,7 +470,10 @@ mod tests {
         table.duplicate(4, 1, false);
         assert_eq!(table.get(1).map(|f| f.name.as_str()), Some("/b"));
         table.duplicate(99, 1, false);
-        assert!(table.get(1).is_none(), "dup of an unknown fd must not keep a stale entry");
+        assert!(
+            table.get(1).is_none(),
+            "dup of an unknown fd must not keep a stale entry"
+        );
         table.close_on_exec();
         assert!(table.get(3).is_none());
         assert!(table.get(4).is_some());
@@ -491,8 +494,8 @@ mod tests {
     fn resolves_real_fds_from_procfs() {
         let file = std::fs::File::open("/proc/self/status").unwrap();
         use std::os::fd::AsRawFd;
-        let info = resolve_from_procfs(Path::new("/proc"), std::process::id(), file.as_raw_fd())
-            .unwrap();
+        let info =
+            resolve_from_procfs(Path::new("/proc"), std::process::id(), file.as_raw_fd()).unwrap();
         assert_eq!(info.kind, FdType::File);
         assert!(info.name.ends_with("/status"), "{}", info.name);
 

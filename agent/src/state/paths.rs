@@ -34,11 +34,7 @@ pub fn normalize(path: &str) -> String {
         }
     }
     let body = parts.join("/");
-    if absolute {
-        format!("/{body}")
-    } else {
-        body
-    }
+    if absolute { format!("/{body}") } else { body }
 }
 
 #[cfg(test)]

@@ -366,7 +366,10 @@ mod tests {
         let shell = task(10, 1, "bash");
         table.entry(&shell, &mut cgroups);
         table.fork(&shell, 11, 10, &mut cgroups);
-        let child = table.entry(&task(11, 10, "bash"), &mut cgroups).info.clone();
+        let child = table
+            .entry(&task(11, 10, "bash"), &mut cgroups)
+            .info
+            .clone();
         assert_eq!(child.cwd, "/", "fork inherits the cwd");
         assert_eq!(child.start_boot_ns, 5);
         let names: Vec<_> = table

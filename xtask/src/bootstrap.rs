@@ -1,0 +1,336 @@
+//! Installs the toolchain Vigil's eBPF programs and tests need, skipping whatever is already
+//! there: re-running it is cheap, so every building task starts with it.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    privilege,
+    shell::{self, probe, probe_stdout, query},
+    workspace::Workspace,
+};
+
+/// The toolchain the eBPF crate is built with: it needs `-Z build-std=core`, which is
+/// nightly-only. aya-build uses the unpinned `nightly` by default.
+pub const NIGHTLY: &str = "nightly";
+
+/// The LLVM major version bpf-linker is built against. It must match the LLVM of the rustc
+/// that emits the eBPF bitcode (nightly), or linking fails on bitcode it cannot read.
+const LLVM_MAJOR: u32 = 22;
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Any patch release of this series is accepted as already installed.
+const BPF_LINKER_SERIES: &str = "0.13.";
+const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
+
+/// Debian packages the build and the tests need. Add new system dependencies here.
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    // bpf-linker links against the system LLVM 22 and its dependencies.
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    // Integration tests: `ip netns` / veth hosts for egress tests.
+    "iproute2",
+    // Integration tests: `ps`, `pgrep` and friends to observe processes.
+    "procps",
+];
+
+/// Makes sure nightly + rust-src, the Debian packages and bpf-linker are installed.
+pub fn bootstrap(ws: &Workspace) -> Result<()> {
+    eprintln!("bootstrap: checking the eBPF toolchain and system packages");
+    step("nightly toolchain", || nightly_toolchain(ws))?;
+    step("rust-src for nightly", || {
+        ensure_component(ws, Some(NIGHTLY), "rust-src")
+    })?;
+    step("nightly LLVM version", || check_nightly_llvm(ws))?;
+    step("Debian packages", || debian_packages(ws))?;
+    step("bpf-linker", || bpf_linker(ws))?;
+    eprintln!("bootstrap: done");
+    Ok(())
+}
+
+fn step(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
+    body().with_context(|| format!("bootstrap step `{name}` failed"))
+}
+
+fn satisfied(what: &str) {
+    eprintln!("  ok: {what}");
+}
+
+fn rustup_missing() -> anyhow::Error {
+    anyhow::anyhow!(
+        "rustup is not on PATH: Vigil's eBPF build needs a rustup-managed `{NIGHTLY}` toolchain \
+         (see https://rustup.rs)"
+    )
+}
+
+fn nightly_toolchain(ws: &Workspace) -> Result<()> {
+    let list =
+        query(ws.command("rustup").args(["toolchain", "list"]))?.ok_or_else(rustup_missing)?;
+    if has_nightly(&list) {
+        satisfied("the nightly toolchain is installed");
+        return Ok(());
+    }
+    eprintln!(
+        "  missing: the `{NIGHTLY}` toolchain (eBPF programs need it for -Z build-std=core); \
+         installing it"
+    );
+    shell::run(ws.command("rustup").args([
+        "toolchain",
+        "install",
+        NIGHTLY,
+        "--component",
+        "rust-src",
+    ]))
+    .with_context(|| {
+        format!(
+            "the `{NIGHTLY}` toolchain is not installed and could not be downloaded; install it \
+             (with the rust-src component) by other means and re-run"
+        )
+    })
+}
+
+/// Makes sure `component` is installed for `toolchain` (the active toolchain when `None`).
+pub fn ensure_component(ws: &Workspace, toolchain: Option<&str>, component: &str) -> Result<()> {
+    let on = toolchain.unwrap_or("the active toolchain");
+    let with_toolchain = |args: &[&str]| {
+        let mut cmd = ws.command("rustup");
+        cmd.args(args);
+        if let Some(toolchain) = toolchain {
+            cmd.args(["--toolchain", toolchain]);
+        }
+        cmd
+    };
+    let installed = query(&mut with_toolchain(&["component", "list", "--installed"]))?
+        .ok_or_else(rustup_missing)?;
+    if has_component(&installed, component) {
+        satisfied(&format!("{component} is installed for {on}"));
+        return Ok(());
+    }
+    eprintln!("  missing: {component} for {on}; installing it");
+    shell::run(&mut with_toolchain(&["component", "add", component]))
+}
+
+/// Warns when nightly's LLVM no longer matches the one bpf-linker is built for: the failure it
+/// causes surfaces much later as an obscure link error.
+fn check_nightly_llvm(ws: &Workspace) -> Result<()> {
+    let version = query(ws.command("rustup").args(["run", NIGHTLY, "rustc", "-vV"]))?
+        .ok_or_else(rustup_missing)?;
+    match llvm_major(&version) {
+        Some(major) if major == LLVM_MAJOR => {
+            satisfied(&format!(
+                "nightly rustc uses LLVM {major}, as bpf-linker does"
+            ));
+        }
+        Some(major) => eprintln!(
+            "  warning: nightly rustc uses LLVM {major} but bpf-linker is built for LLVM \
+             {LLVM_MAJOR}; if eBPF linking fails, update LLVM_MAJOR and friends in \
+             xtask/src/bootstrap.rs"
+        ),
+        None => eprintln!("  warning: could not read the LLVM version from `rustc -vV`"),
+    }
+    Ok(())
+}
+
+fn debian_packages(ws: &Workspace) -> Result<()> {
+    let missing = missing_debian_packages(ws)?;
+    if missing.is_empty() {
+        satisfied(&format!("{} are installed", DEBIAN_PACKAGES.join(", ")));
+        return Ok(());
+    }
+    eprintln!(
+        "  missing: {}; installing them with apt-get",
+        missing.join(", ")
+    );
+    if !privilege::is_root() {
+        bail!(
+            "installing Debian packages needs root (apt-get): re-run as root, or install them \
+             yourself with `apt-get install -y {}`",
+            missing.join(" ")
+        );
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = ws.command("apt-get");
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        cmd
+    };
+    shell::run(&mut apt(&["update"]))?;
+    let mut install = apt(&["install", "-y"]);
+    install.args(&missing);
+    shell::run(&mut install)?;
+    let still_missing = missing_debian_packages(ws)?;
+    if !still_missing.is_empty() {
+        bail!(
+            "apt-get succeeded but {} still not installed",
+            still_missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn missing_debian_packages(ws: &Workspace) -> Result<Vec<&'static str>> {
+    // dpkg-query exits non-zero when a package is unknown yet still lists the known ones, so
+    // its stdout is read whatever the status.
+    let output = probe(
+        ws.command("dpkg-query")
+            .args(["-W", "-f=${Package}\\t${Status}\\n"])
+            .args(DEBIAN_PACKAGES),
+    )?
+    .context(
+        "dpkg-query not found: bootstrap installs system packages with apt, so it supports \
+         Debian-based systems only",
+    )?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let installed = installed_packages(&stdout);
+    Ok(DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !installed.contains(package))
+        .collect())
+}
+
+fn bpf_linker(ws: &Workspace) -> Result<()> {
+    let found = bpf_linker_version(ws)?;
+    if let Some(version) = &found
+        && version.starts_with(BPF_LINKER_SERIES)
+    {
+        satisfied(&format!("bpf-linker {version} is installed"));
+        return Ok(());
+    }
+    match &found {
+        Some(version) => eprintln!(
+            "  wrong version: bpf-linker {version}, need {BPF_LINKER_VERSION}; reinstalling"
+        ),
+        None => eprintln!("  missing: bpf-linker; building it (takes about 4 minutes)"),
+    }
+    // Without LLVM_PREFIX, bpf-linker's build script cannot find libLLVM (`-lLLVM`); llvm-config
+    // must come from the same LLVM, hence its bin directory first on PATH.
+    let mut path = std::ffi::OsString::from(format!("{LLVM_PREFIX}/bin:"));
+    path.push(ws.path_env());
+    eprintln!("  (with {LLVM_PREFIX}/bin first on PATH)");
+    shell::run(
+        ws.cargo()
+            .env("LLVM_PREFIX", LLVM_PREFIX)
+            .env("PATH", path)
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args([
+                "--no-default-features",
+                "--features",
+                BPF_LINKER_LLVM_FEATURE,
+            ])
+            // Replaces a bpf-linker of another version that cargo installed.
+            .arg("--force"),
+    )?;
+    match bpf_linker_version(ws)? {
+        Some(version) if version.starts_with(BPF_LINKER_SERIES) => Ok(()),
+        Some(version) => bail!(
+            "bpf-linker {BPF_LINKER_VERSION} was installed into cargo's bin directory, but \
+             bpf-linker {version} comes first on PATH; remove it or reorder PATH"
+        ),
+        None => bail!("bpf-linker was installed but is not found on PATH"),
+    }
+}
+
+/// The version `bpf-linker --version` reports, `None` when it is not installed.
+fn bpf_linker_version(ws: &Workspace) -> Result<Option<String>> {
+    // A bpf-linker that fails to report its version is broken: treat it as missing.
+    let out = probe_stdout(ws.command("bpf-linker").arg("--version"))?;
+    Ok(out.map(|out| {
+        // "bpf-linker 0.13.0"
+        let version = out.split_whitespace().nth(1).unwrap_or("(unknown)");
+        version.to_owned()
+    }))
+}
+
+/// Whether `rustup toolchain list` shows an unpinned nightly (`nightly-<host>`), which is
+/// what `+nightly` and aya-build resolve to; a dated `nightly-2025-…` does not count.
+fn has_nightly(toolchain_list: &str) -> bool {
+    toolchain_list
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .any(|name| {
+            name == NIGHTLY
+                || name
+                    .strip_prefix("nightly-")
+                    .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+}
+
+/// Whether `rustup component list --installed` lists `component`, which it prints either bare
+/// (`rust-src`) or with the target (`clippy-x86_64-unknown-linux-gnu`).
+fn has_component(installed: &str, component: &str) -> bool {
+    installed.lines().map(str::trim).any(|line| {
+        line == component
+            || line
+                .strip_prefix(component)
+                .is_some_and(|rest| rest.starts_with('-'))
+    })
+}
+
+/// The LLVM major version from `rustc -vV` ("LLVM version: 22.1.8").
+fn llvm_major(rustc_verbose_version: &str) -> Option<u32> {
+    rustc_verbose_version
+        .lines()
+        .find_map(|line| line.strip_prefix("LLVM version:"))
+        .and_then(|version| version.trim().split('.').next())
+        .and_then(|major| major.parse().ok())
+}
+
+/// Packages dpkg-query reports as installed, from `${Package}\t${Status}` lines. "hold ok
+/// installed" counts too: only the last two words say whether it is on disk and sound.
+fn installed_packages(dpkg_output: &str) -> BTreeSet<&str> {
+    dpkg_output
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, status)| status.trim().ends_with(" ok installed"))
+        .map(|(package, _)| package.split(':').next().unwrap_or(package))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nightly_detection() {
+        let list = "stable-x86_64-unknown-linux-gnu (active, default)\n\
+                    nightly-x86_64-unknown-linux-gnu\n";
+        assert!(has_nightly(list));
+        assert!(!has_nightly("stable-x86_64-unknown-linux-gnu (default)\n"));
+        assert!(!has_nightly(
+            "nightly-2025-01-01-x86_64-unknown-linux-gnu\n"
+        ));
+    }
+
+    #[test]
+    fn component_detection() {
+        let installed = "cargo-x86_64-unknown-linux-gnu\nclippy-x86_64-unknown-linux-gnu\n\
+                         rust-src\nrust-std-x86_64-unknown-linux-gnu\n";
+        assert!(has_component(installed, "rust-src"));
+        assert!(has_component(installed, "clippy"));
+        assert!(!has_component(installed, "rustfmt"));
+        assert!(!has_component(
+            "rust-std-x86_64-unknown-linux-gnu\n",
+            "rust-src"
+        ));
+    }
+
+    #[test]
+    fn llvm_version_parsing() {
+        let vv = "rustc 1.97.0-nightly\nhost: x86_64-unknown-linux-gnu\nLLVM version: 22.1.8\n";
+        assert_eq!(llvm_major(vv), Some(22));
+        assert_eq!(llvm_major("rustc 1.0\n"), None);
+    }
+
+    #[test]
+    fn dpkg_status_parsing() {
+        let out = "iproute2\tinstall ok installed\nprocps\tdeinstall ok config-files\n\
+                   zlib1g-dev:amd64\thold ok installed\n";
+        let installed = installed_packages(out);
+        assert!(installed.contains("iproute2"));
+        assert!(installed.contains("zlib1g-dev"));
+        assert!(!installed.contains("procps"));
+    }
+}

@@ -1,0 +1,88 @@
+//! `cargo xtask`: Vigil's developer tasks.
+//!
+//! The eBPF half of Vigil needs a toolchain a plain `cargo build` cannot install by itself
+//! (nightly with `rust-src`, bpf-linker built against the system LLVM), so every task that builds
+//! starts by running the idempotent [`bootstrap`](bootstrap::bootstrap) step.
+
+mod bootstrap;
+mod privilege;
+mod shell;
+mod tasks;
+mod workspace;
+
+use std::{ffi::OsString, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::workspace::Workspace;
+
+/// Developer tasks for Vigil (run as `cargo xtask <TASK>`).
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the eBPF toolchain and test tools, skipping what is present.
+    ///
+    /// Installs the nightly toolchain with rust-src, the Debian packages (LLVM 22 for
+    /// bpf-linker, iproute2, procps; apt needs root) and bpf-linker 0.13.
+    Bootstrap,
+    /// Bootstrap, then build the agent (`cargo build -p vigil`).
+    Build {
+        /// Build with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Bootstrap, build the agent in release mode and run `vigil run ARGS` (needs root).
+    Run {
+        /// Arguments for `vigil run`, after `--`.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<OsString>,
+    },
+    /// Bootstrap, run the unit tests, then the eBPF integration tests (those need root).
+    Test {
+        /// Arguments for the test binaries (e.g. a name filter or `--nocapture`), after `--`.
+        #[arg(last = true, value_name = "TEST_ARGS")]
+        args: Vec<OsString>,
+    },
+    /// Check formatting, and run clippy on the host crates and on the eBPF crate.
+    Lint,
+    /// Bootstrap, then run the agent's criterion benchmarks (`cargo bench -p vigil`).
+    Bench {
+        /// Arguments for the benchmark binaries (e.g. a benchmark filter), after `--`.
+        #[arg(last = true, value_name = "BENCH_ARGS")]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Printed by hand rather than returned from main: anyhow's Debug output would add a
+            // backtrace whenever RUST_BACKTRACE is set, burying the one line that matters.
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> anyhow::Result<()> {
+    let ws = Workspace::locate()?;
+    match task {
+        Task::Bootstrap => bootstrap::bootstrap(&ws),
+        Task::Build { release } => tasks::build(&ws, release),
+        Task::Run { args } => tasks::run(&ws, &args),
+        Task::Test { args } => tasks::test(&ws, &args),
+        Task::Lint => tasks::lint(&ws),
+        Task::Bench { args } => tasks::bench(&ws, &args),
+    }
+}
