@@ -383,9 +383,9 @@ fn set_endpoint(info: &mut FdInfo, addr: &SockAddr, is_connect: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::decode::{
-        decode,
-        tests::{RecordBuilder, inet_sockaddr},
+    use crate::events::{
+        decode::decode,
+        synth::{RecordBuilder, inet_sockaddr},
     };
 
     fn enricher() -> Enricher {

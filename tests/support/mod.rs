@@ -76,6 +76,14 @@ impl Harness {
         }
     }
 
+    /// The next event within `timeout`, not remembered (for load measurements).
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<Enriched> {
+        tokio::time::timeout(timeout, self.pipeline.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Like [`Harness::wait_for`], but panics with `what` on a timeout.
     pub async fn expect(&mut self, what: &str, matches: impl Fn(&Enriched) -> bool) -> Enriched {
         match self.wait_for(Duration::from_secs(10), matches).await {

@@ -51,7 +51,7 @@ enum Task {
     },
     /// Check formatting, and run clippy on the host crates and on the eBPF crate.
     Lint,
-    /// Bootstrap, then run the agent's criterion benchmarks (`cargo bench -p vigil`).
+    /// Bootstrap, then run the criterion benchmarks and the kernel load bench (root).
     Bench {
         /// Arguments for the benchmark binaries (e.g. a benchmark filter), after `--`.
         #[arg(last = true, value_name = "BENCH_ARGS")]

@@ -132,7 +132,7 @@ pub fn lint(ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// Bootstraps, then runs the agent's benchmarks; ARGS go to the benchmark binaries.
+/// Bootstraps, runs the criterion benchmarks (ARGS go to them), then the kernel load bench.
 pub fn bench(ws: &Workspace, args: &[OsString]) -> Result<()> {
     bootstrap::bootstrap(ws)?;
     let mut cmd = ws.cargo();
@@ -140,5 +140,16 @@ pub fn bench(ws: &Workspace, args: &[OsString]) -> Result<()> {
     if !args.is_empty() {
         cmd.arg("--").args(args);
     }
-    shell::run(&mut cmd)
+    shell::run(&mut cmd)?;
+    if !privilege::is_root() {
+        bail!(
+            "the criterion benches ran, but the kernel load bench cannot: {EBPF_NEEDS_ROOT}; \
+             re-run `cargo xtask bench` as root"
+        );
+    }
+    // Real probes under a generated syscall load: sustained rate and kernel-side drops.
+    shell::run(
+        ws.cargo()
+            .args(["bench", "-p", INTEGRATION_TESTS_PACKAGE, "--bench", "load"]),
+    )
 }

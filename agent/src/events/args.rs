@@ -63,7 +63,7 @@ pub fn render_args(call: &SyscallEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{decode::decode, decode::tests::RecordBuilder, syscalls::Syscall};
+    use crate::events::{decode::decode, synth::RecordBuilder, syscalls::Syscall};
 
     #[test]
     fn renders_open_and_ptrace_like_falco() {

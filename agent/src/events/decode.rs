@@ -184,106 +184,12 @@ fn split_argv(area: &[u8], argc: usize) -> Vec<String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::events::syscalls::Syscall;
-    use agent_common::COMM_LEN;
-
-    /// Builds raw records the way the kernel side lays them out.
-    pub(crate) struct RecordBuilder {
-        record: SyscallRecord,
-        data: Vec<u8>,
-    }
-
-    pub(crate) fn header(kind: RecordKind, pid: u32, comm: &str) -> RecordHeader {
-        let mut name = [0u8; COMM_LEN];
-        name[..comm.len()].copy_from_slice(comm.as_bytes());
-        RecordHeader {
-            kind: kind as u8,
-            flags: 0,
-            syscall_id: 0,
-            reserved: 0,
-            ts_ns: 1_000,
-            pid,
-            tid: pid,
-            ppid: 1,
-            uid: 0,
-            gid: 0,
-            reserved2: 0,
-            cgroup_id: 1,
-            comm: name,
-        }
-    }
-
-    pub(crate) fn as_bytes<T: Copy>(value: &T) -> Vec<u8> {
-        // SAFETY: test-only view of a repr(C) plain-data value as bytes.
-        unsafe {
-            std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec()
-        }
-    }
-
-    impl RecordBuilder {
-        pub(crate) fn new(syscall: Syscall, pid: u32, ret: i64) -> Self {
-            let mut header = header(RecordKind::Syscall, pid, "test");
-            header.syscall_id = syscall as u16;
-            RecordBuilder {
-                record: SyscallRecord {
-                    header,
-                    ret,
-                    args: [0; 6],
-                    aux: [0; 3],
-                    str_len: [0; STR_SLOTS],
-                    argv_len: 0,
-                    argc: 0,
-                    sockaddr_len: 0,
-                    reserved: [0; 2],
-                    sockaddr: [0; SOCKADDR_MAX],
-                },
-                data: Vec::new(),
-            }
-        }
-
-        pub(crate) fn arg(mut self, index: usize, value: u64) -> Self {
-            self.record.args[index] = value;
-            self
-        }
-
-        pub(crate) fn string(mut self, slot: usize, value: &str) -> Self {
-            self.record.str_len[slot] = value.len() as u16;
-            self.data.extend_from_slice(value.as_bytes());
-            self
-        }
-
-        pub(crate) fn argv(mut self, args: &[&str]) -> Self {
-            for arg in args {
-                self.data.extend_from_slice(arg.as_bytes());
-                self.data.push(0);
-            }
-            self.record.argc = args.len() as u16;
-            self.record.argv_len = args.iter().map(|a| a.len() + 1).sum::<usize>() as u16;
-            self
-        }
-
-        pub(crate) fn sockaddr(mut self, raw: &[u8]) -> Self {
-            self.record.sockaddr[..raw.len()].copy_from_slice(raw);
-            self.record.sockaddr_len = raw.len() as u16;
-            self
-        }
-
-        pub(crate) fn build(self) -> Vec<u8> {
-            let mut bytes = as_bytes(&self.record);
-            bytes.extend_from_slice(&self.data);
-            bytes
-        }
-    }
-
-    pub(crate) fn inet_sockaddr(ip: [u8; 4], port: u16) -> Vec<u8> {
-        let mut raw = (libc::AF_INET as u16).to_ne_bytes().to_vec();
-        raw.extend_from_slice(&port.to_be_bytes());
-        raw.extend_from_slice(&ip);
-        raw.extend_from_slice(&[0; 8]);
-        raw
-    }
+    use crate::events::{
+        synth::{RecordBuilder, as_bytes, header, inet_sockaddr},
+        syscalls::Syscall,
+    };
 
     #[test]
     fn decodes_an_openat() {

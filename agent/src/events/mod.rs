@@ -4,6 +4,7 @@ pub mod args;
 pub mod decode;
 pub mod render;
 pub mod sockaddr;
+pub mod synth;
 pub mod syscalls;
 
 use agent_common::STR_SLOTS;
