@@ -85,6 +85,8 @@ fn enricher() -> Enricher {
         proc_root: empty.clone(),
         cgroup_root: empty,
         max_processes: NonZeroUsize::new(65536).unwrap_or(NonZeroUsize::MIN),
+        capture_env: false,
+        runtime_roots: vigil::state::container_meta::RuntimeRoots::default(),
     })
 }
 

@@ -10,6 +10,7 @@ use crate::{
         cgroups::CgroupResolver,
         fd::{self, FdInfo, FdType},
         paths,
+        container_meta::{ContainerMeta, ContainerMetaCache, RuntimeRoots},
         process::{ProcessEntry, ProcessInfo, ProcessTable},
         users::UserDb,
     },
@@ -27,6 +28,10 @@ pub struct StateConfig {
     pub cgroup_root: PathBuf,
     /// Most processes tracked.
     pub max_processes: NonZeroUsize,
+    /// Read each process's environment at exec (`proc.env`); off unless a rule needs it.
+    pub capture_env: bool,
+    /// Where container runtimes keep their state (metadata of containers).
+    pub runtime_roots: RuntimeRoots,
 }
 
 /// The fd an event is about, as the state knows it after the event.
@@ -59,13 +64,17 @@ pub struct Enriched {
     pub group_name: Option<Arc<str>>,
     /// Name of the process's login uid.
     pub login_name: Option<Arc<str>>,
+    /// What the container runtime says about the process's container.
+    pub container_meta: Option<Arc<ContainerMeta>>,
 }
 
 /// Owns the state and enriches events in arrival order.
 pub struct Enricher {
+    capture_env: bool,
     processes: ProcessTable,
     cgroups: CgroupResolver,
     users: UserDb,
+    containers: ContainerMetaCache,
     clock: BootClock,
     next_num: u64,
 }
@@ -74,9 +83,11 @@ impl Enricher {
     /// An enricher with empty state.
     pub fn new(config: StateConfig) -> Enricher {
         Enricher {
+            capture_env: config.capture_env,
             processes: ProcessTable::new(config.proc_root, config.max_processes),
             cgroups: CgroupResolver::new(config.cgroup_root),
             users: UserDb::new(),
+            containers: ContainerMetaCache::new(config.runtime_roots, 4096),
             clock: BootClock::now(),
             next_num: 1,
         }
@@ -84,7 +95,7 @@ impl Enricher {
 
     /// Loads every running process from /proc; returns how many.
     pub fn seed(&mut self) -> usize {
-        self.processes.seed(&mut self.cgroups)
+        self.processes.seed(&mut self.cgroups, self.capture_env)
     }
 
     /// Number of processes tracked.
@@ -121,7 +132,7 @@ impl Enricher {
             EventKind::Exec { filename, .. } => {
                 let root = self.processes.proc_root().to_path_buf();
                 let entry = self.processes.entry(task, &mut self.cgroups);
-                apply_exec(entry, &root, task.pid, filename);
+                apply_exec(entry, &root, task.pid, filename, self.capture_env);
                 Arc::clone(&entry.info)
             }
             EventKind::Exit => {
@@ -140,6 +151,10 @@ impl Enricher {
         let user_name = self.users.user_name(process.uid);
         let group_name = self.users.group_name(process.gid);
         let login_name = process.loginuid.and_then(|uid| self.users.user_name(uid));
+        let container_meta = process
+            .container
+            .as_ref()
+            .and_then(|container| self.containers.get(container));
         Enriched {
             num,
             time_ns,
@@ -150,11 +165,18 @@ impl Enricher {
             user_name,
             group_name,
             login_name,
+            container_meta,
         }
     }
 }
 
-fn apply_exec(entry: &mut ProcessEntry, proc_root: &std::path::Path, pid: u32, filename: &str) {
+fn apply_exec(
+    entry: &mut ProcessEntry,
+    proc_root: &std::path::Path,
+    pid: u32,
+    filename: &str,
+    capture_env: bool,
+) {
     let fresh = crate::state::procfs::read_process(proc_root, pid).ok();
     let info = entry.info_mut();
     match fresh {
@@ -178,6 +200,10 @@ fn apply_exec(entry: &mut ProcessEntry, proc_root: &std::path::Path, pid: u32, f
         None => info.exepath = paths::resolve(&info.cwd, filename),
     }
     info.exe_from_memfd = info.exepath.starts_with("/memfd:");
+    info.exe_ctime_ns = None;
+    info.exe_mtime_ns = None;
+    info.env = Default::default();
+    crate::state::process::attach_exe_details(info, proc_root, capture_env);
     entry.fds.close_on_exec();
 }
 
@@ -395,6 +421,8 @@ mod tests {
             proc_root: empty.clone(),
             cgroup_root: empty,
             max_processes: NonZeroUsize::new(1024).unwrap(),
+            capture_env: false,
+            runtime_roots: RuntimeRoots::default(),
         })
     }
 

@@ -59,6 +59,8 @@ impl PipelineConfig {
                 proc_root: PathBuf::from("/proc"),
                 cgroup_root: mounts::cgroup2_mount()?,
                 max_processes,
+                capture_env: false,
+                runtime_roots: crate::state::container_meta::RuntimeRoots::default(),
             },
             channel_capacity: 4096,
         })

@@ -2,6 +2,7 @@
 
 pub mod cgroups;
 pub mod container;
+pub mod container_meta;
 pub mod fd;
 pub mod paths;
 pub mod process;

@@ -77,6 +77,12 @@ pub struct ProcessInfo {
     pub caps: Capabilities,
     /// The executable is a memfd (fileless execution).
     pub exe_from_memfd: bool,
+    /// Change time of the executable, ns since the epoch.
+    pub exe_ctime_ns: Option<i64>,
+    /// Modification time of the executable, ns since the epoch.
+    pub exe_mtime_ns: Option<i64>,
+    /// Environment (`NAME=value`), captured at exec when a rule needs it.
+    pub env: Arc<[String]>,
 }
 
 impl ProcessInfo {
@@ -108,6 +114,9 @@ impl ProcessInfo {
             comm: snapshot.comm,
             exe,
             exe_from_memfd: exepath.starts_with("/memfd:"),
+            exe_ctime_ns: None,
+            exe_mtime_ns: None,
+            env: Arc::from(Vec::new()),
             exepath,
             args: argv.collect(),
             cwd: snapshot.cwd.unwrap_or_default(),
@@ -186,7 +195,7 @@ impl ProcessTable {
 
     /// Loads every process in /proc; returns how many were loaded. Processes that vanish while
     /// being read are skipped.
-    pub fn seed(&mut self, cgroups: &mut CgroupResolver) -> usize {
+    pub fn seed(&mut self, cgroups: &mut CgroupResolver, capture_env: bool) -> usize {
         let Ok(pids) = procfs::list_pids(&self.proc_root) else {
             return 0;
         };
@@ -195,6 +204,7 @@ impl ProcessTable {
             if let Ok(snapshot) = procfs::read_process(&self.proc_root, pid) {
                 let mut info = ProcessInfo::from_snapshot(snapshot);
                 attach_cgroup_from_path(&mut info, cgroups);
+                attach_exe_details(&mut info, &self.proc_root, capture_env);
                 self.entries.put(
                     pid,
                     ProcessEntry {
@@ -319,6 +329,18 @@ fn refresh_from_task(entry: &mut ProcessEntry, task: &Task, cgroups: &mut Cgroup
     }
 }
 
+/// Reads what only /proc knows about the running image: the executable's times and, when rules
+/// need it, the environment.
+pub fn attach_exe_details(info: &mut ProcessInfo, proc_root: &Path, capture_env: bool) {
+    if let Some((ctime, mtime)) = procfs::exe_times(proc_root, info.pid) {
+        info.exe_ctime_ns = Some(ctime);
+        info.exe_mtime_ns = Some(mtime);
+    }
+    if capture_env && let Ok(env) = procfs::read_environ(proc_root, info.pid) {
+        info.env = Arc::from(env);
+    }
+}
+
 fn attach_cgroup_from_path(info: &mut ProcessInfo, cgroups: &mut CgroupResolver) {
     let Some(path) = info.cgroup_path.clone() else {
         return;
@@ -413,9 +435,11 @@ mod tests {
     fn seeds_from_the_real_procfs() {
         let mut table = ProcessTable::new("/proc", NonZeroUsize::new(65536).unwrap());
         let mut cgroups = CgroupResolver::new(PathBuf::from("/nonexistent"));
-        assert!(table.seed(&mut cgroups) > 1);
+        assert!(table.seed(&mut cgroups, true) > 1);
         let me = table.peek(std::process::id()).expect("own process seeded");
         assert!(!me.exepath.is_empty());
         assert_eq!(me.ppid, std::os::unix::process::parent_id());
+        assert!(me.exe_mtime_ns.is_some());
+        assert!(me.env.iter().any(|e| e.starts_with("PATH=")));
     }
 }

@@ -964,3 +964,52 @@ mod tests {
         ));
     }
 }
+
+/// The environment of `pid` (`/proc/<pid>/environ`), one `NAME=value` entry per element.
+pub fn read_environ(proc_root: &Path, pid: u32) -> Result<Vec<String>, ProcfsError> {
+    let path = proc_root.join(pid.to_string()).join("environ");
+    let bytes = std::fs::read(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ProcfsError::Gone { pid }
+        } else {
+            ProcfsError::Io { path, source }
+        }
+    })?;
+    Ok(bytes
+        .split(|&b| b == 0)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        .collect())
+}
+
+/// Change and modification times (ns since the epoch) of the executable `pid` runs, read
+/// through `/proc/<pid>/exe` so a replaced or deleted file still reports the running image.
+pub fn exe_times(proc_root: &Path, pid: u32) -> Option<(i64, i64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(proc_root.join(pid.to_string()).join("exe")).ok()?;
+    let ns = |secs: i64, nsecs: i64| secs.saturating_mul(1_000_000_000).saturating_add(nsecs);
+    Some((
+        ns(meta.ctime(), meta.ctime_nsec()),
+        ns(meta.mtime(), meta.mtime_nsec()),
+    ))
+}
+
+#[cfg(test)]
+mod environ_tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_environment_and_exe_times() {
+        let env = read_environ(Path::new("/proc"), std::process::id()).unwrap();
+        assert!(
+            env.iter().any(|e| e.starts_with("PATH=")),
+            "{env:?}"
+        );
+        let (ctime, mtime) = exe_times(Path::new("/proc"), std::process::id()).unwrap();
+        assert!(ctime > 1_500_000_000_000_000_000 && mtime > 1_500_000_000_000_000_000);
+        assert!(matches!(
+            read_environ(Path::new("/proc"), u32::MAX - 1),
+            Err(ProcfsError::Gone { .. })
+        ));
+    }
+}
