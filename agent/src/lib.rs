@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod probes;
+pub mod rules;
 pub mod server;
 pub mod state;

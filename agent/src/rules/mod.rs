@@ -1,0 +1,10 @@
+//! Falco-compatible rules: loading rules files, compiling conditions, evaluating events and
+//! formatting alerts.
+
+pub mod alert;
+pub mod compile;
+pub mod condition;
+pub mod evttypes;
+pub mod fields;
+pub mod filter;
+pub mod output;
