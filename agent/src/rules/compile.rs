@@ -446,7 +446,7 @@ mod tests {
         for (condition, message, col) in [
             ("proc.nosuch = x", "unknown field 'proc.nosuch'", 1),
             ("proc.name = x and evt.type = opnat", "unknown event type opnat", 30),
-            ("fd.num > abc", "not a valid number", 10),
+            ("fd.num = abc", "not a valid number", 10),
             ("proc.name bcontains 00", "'bcontains' operator not supported", 1),
             ("fd.name regex '('", "invalid regex pattern", 1),
             ("evt.arg.nosuch = 1", "unknown event argument", 1),
