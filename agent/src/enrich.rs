@@ -8,9 +8,9 @@ use crate::{
     events::{Event, EventKind, ParamValue, SyscallEvent, sockaddr::SockAddr, syscalls::Syscall},
     state::{
         cgroups::CgroupResolver,
+        container_meta::{ContainerMeta, ContainerMetaCache, RuntimeRoots},
         fd::{self, FdInfo, FdType},
         paths,
-        container_meta::{ContainerMeta, ContainerMetaCache, RuntimeRoots},
         process::{ProcessEntry, ProcessInfo, ProcessTable},
         users::UserDb,
     },
@@ -35,7 +35,7 @@ pub struct StateConfig {
 }
 
 /// The fd an event is about, as the state knows it after the event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventFd {
     /// The fd number.
     pub num: i32,
@@ -44,7 +44,7 @@ pub struct EventFd {
 }
 
 /// An event with the state attached.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Enriched {
     /// Sequence number, from 1.
     pub num: u64,

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub process_table_size: IntGauge,
     /// eBPF programs attached.
     pub probes_attached: IntGauge,
+    /// Alerts raised, by priority.
+    pub alerts: IntCounterVec,
+    /// Rules running.
+    pub rules_loaded: IntGauge,
     ready: AtomicBool,
 }
 
@@ -86,6 +90,14 @@ impl Metrics {
         let probes_attached = IntGauge::new("probes_attached", "eBPF programs attached")?;
         registry.register(Box::new(probes_attached.clone()))?;
 
+        let alerts = IntCounterVec::new(
+            Opts::new("alerts_total", "Alerts raised by the rules, by priority"),
+            &["priority"],
+        )?;
+        registry.register(Box::new(alerts.clone()))?;
+        let rules_loaded = IntGauge::new("rules_loaded", "Rules running")?;
+        registry.register(Box::new(rules_loaded.clone()))?;
+
         Ok(Metrics {
             registry,
             events_by_type,
@@ -96,6 +108,8 @@ impl Metrics {
             ring_buffer_lag,
             process_table_size,
             probes_attached,
+            alerts,
+            rules_loaded,
             ready: AtomicBool::new(false),
         })
     }

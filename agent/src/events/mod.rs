@@ -15,7 +15,7 @@ use self::{
 };
 
 /// Facts every record carries about the task that caused it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Task {
     /// Kernel boot-clock time of the record, in nanoseconds.
     pub ts_boot_ns: u64,
@@ -36,7 +36,7 @@ pub struct Task {
 }
 
 /// What happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A syscall completed.
     Syscall(SyscallEvent),
@@ -59,7 +59,7 @@ pub enum EventKind {
 }
 
 /// A decoded record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// The task that caused it.
     pub task: Task,
@@ -90,9 +90,10 @@ impl Event {
 }
 
 /// A completed syscall with everything the kernel captured.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyscallEvent {
     /// Which syscall, and how to read its parameters.
+    #[serde(with = "spec_by_name")]
     pub spec: &'static SyscallSpec,
     /// Return value.
     pub ret: i64,
@@ -151,5 +152,27 @@ impl SyscallEvent {
     /// Raw argument `n` as a file descriptor.
     pub fn arg_fd(&self, n: usize) -> i32 {
         self.args.get(n).copied().unwrap_or(u64::MAX) as i32
+    }
+}
+
+/// Serialises a syscall spec as its name, so recorded events can be read back.
+mod spec_by_name {
+    use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
+
+    use super::{SyscallSpec, syscalls};
+
+    pub fn serialize<S: Serializer>(
+        spec: &&'static SyscallSpec,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        out.serialize_str(spec.name)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<&'static SyscallSpec, D::Error> {
+        let name = String::deserialize(input)?;
+        syscalls::spec_by_name(&name)
+            .ok_or_else(|| D::Error::custom(format!("unknown syscall {name}")))
     }
 }

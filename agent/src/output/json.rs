@@ -15,8 +15,27 @@ pub fn rfc3339(time_ns: i64) -> String {
     DateTime::<Utc>::from_timestamp_nanos(time_ns).to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
-/// The event as a JSON object.
+/// The key under which a trace line carries the whole event, for `vigil replay`.
+pub const RECORD_KEY: &str = "vigil.event";
+
+/// The event as a JSON object: Falco-named fields for people and tools, plus the complete event
+/// under [`RECORD_KEY`] so rules can be replayed over it exactly.
 pub fn to_json(event: &Enriched) -> Value {
+    let mut value = to_fields(event);
+    if let (Value::Object(map), Ok(record)) = (&mut value, serde_json::to_value(event)) {
+        map.insert(RECORD_KEY.to_string(), record);
+    }
+    value
+}
+
+/// Reads back an event written by [`to_json`].
+pub fn from_json(line: &Value) -> Result<Enriched, serde_json::Error> {
+    let record = line.get(RECORD_KEY).cloned().unwrap_or(Value::Null);
+    serde_json::from_value(record)
+}
+
+/// The Falco-named fields of the event.
+pub fn to_fields(event: &Enriched) -> Value {
     let mut out = Map::new();
     let mut put = |key: &str, value: Value| {
         out.insert(key.to_string(), value);
@@ -163,6 +182,31 @@ fn put_fd(out: &mut Map<String, Value>, info: &FdInfo) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_trips_through_json() {
+        use crate::events::{decode::decode, synth::RecordBuilder, syscalls::Syscall};
+        let empty = std::env::temp_dir().join("vigil-json-empty-procfs");
+        let _ = std::fs::create_dir_all(&empty);
+        let mut enricher = crate::enrich::Enricher::new(crate::enrich::StateConfig {
+            proc_root: empty.clone(),
+            cgroup_root: empty,
+            max_processes: std::num::NonZeroUsize::MIN.saturating_add(9),
+            capture_env: false,
+            runtime_roots: Default::default(),
+        });
+        let record = RecordBuilder::new(Syscall::Openat, 9, 3)
+            .arg(0, -100i64 as u64)
+            .string(0, "/etc/passwd")
+            .build();
+        let event = enricher.enrich(decode(&record).unwrap());
+        let line = to_json(&event);
+        assert_eq!(line["fd.name"], "/etc/passwd");
+        let back = from_json(&serde_json::from_str(&line.to_string()).unwrap()).unwrap();
+        assert_eq!(back.event, event.event);
+        assert_eq!(back.process, event.process);
+        assert_eq!(back.fd, event.fd);
+    }
 
     #[test]
     fn formats_time_like_falco() {

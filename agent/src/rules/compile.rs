@@ -65,16 +65,19 @@ pub fn compile(expr: &Expr) -> Result<Filter, CompileError> {
 }
 
 /// Compiles an operand (a field or a transformer) and returns its type.
-pub fn compile_operand(operand: &ast::Operand) -> Result<(Operand, FieldType, String), CompileError> {
+pub fn compile_operand(
+    operand: &ast::Operand,
+) -> Result<(Operand, FieldType, String), CompileError> {
     match operand {
         ast::Operand::Field(field) => {
-            let (def, arg) = fields::lookup(&field.name, field.arg.as_deref()).map_err(|error| {
-                let message = error.to_string();
-                match error {
-                    FieldError::BadArg { .. } => CompileError::at(field.pos, message),
-                    _ => CompileError::unknown(field.pos, message),
-                }
-            })?;
+            let (def, arg) =
+                fields::lookup(&field.name, field.arg.as_deref()).map_err(|error| {
+                    let message = error.to_string();
+                    match error {
+                        FieldError::BadArg { .. } => CompileError::at(field.pos, message),
+                        _ => CompileError::unknown(field.pos, message),
+                    }
+                })?;
             let name = match &field.arg {
                 Some(arg) => format!("{}[{arg}]", field.name),
                 None => field.name.clone(),
@@ -126,7 +129,14 @@ fn supported(ty: FieldType, op: Op) -> bool {
         FieldType::Str => !matches!(op, BContains | BStartsWith),
         FieldType::Bytes => matches!(
             op,
-            Eq | Ne | Contains | In | Exists | StartsWith | EndsWith | Intersects | BContains
+            Eq | Ne
+                | Contains
+                | In
+                | Exists
+                | StartsWith
+                | EndsWith
+                | Intersects
+                | BContains
                 | BStartsWith
         ),
     }
@@ -223,7 +233,7 @@ fn typed_matcher(
             .ok_or_else(|| CompileError::at(pos, "missing value"))
     };
     Ok(match ty {
-        FieldType::Str => Matcher::Str(str_test(op, values, pos)?),
+        FieldType::Str => Matcher::Str(Box::new(str_test(op, values, pos)?)),
         FieldType::Int => {
             let numbers = values
                 .iter()
@@ -231,7 +241,13 @@ fn typed_matcher(
                 .collect::<Result<Vec<_>, _>>()?;
             match op {
                 Op::In | Op::Intersects => Matcher::IntIn(numbers),
-                _ => Matcher::Int(op, numbers.first().copied().ok_or_else(|| CompileError::at(pos, "missing value"))?),
+                _ => Matcher::Int(
+                    op,
+                    numbers
+                        .first()
+                        .copied()
+                        .ok_or_else(|| CompileError::at(pos, "missing value"))?,
+                ),
             }
         }
         FieldType::Bool => {
@@ -286,7 +302,7 @@ fn parse_int(text: &str) -> Option<i64> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -322,8 +338,9 @@ fn str_test(op: Op, values: &[ast::Value], pos: Pos) -> Result<StrTest, CompileE
         }
         Op::Regex => {
             let pattern = first()?;
-            let regex = Regex::new(&format!("^(?:{pattern})$"))
-                .map_err(|e| CompileError::at(pos, format!("invalid regex pattern '{pattern}': {e}")))?;
+            let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                CompileError::at(pos, format!("invalid regex pattern '{pattern}': {e}"))
+            })?;
             StrTest::Regex(regex)
         }
         Op::In | Op::Intersects => {
@@ -410,7 +427,10 @@ mod tests {
             ("fd.name regex 'etc'", false),
             ("fd.name contains shad and fd.name icontains SHADOW", true),
             ("evt.arg.flags contains O_RDONLY", true),
-            ("evt.is_open_read = true and evt.is_open_write = false", true),
+            (
+                "evt.is_open_read = true and evt.is_open_write = false",
+                true,
+            ),
             ("fd.num >= 0 and fd.num < 4", true),
             ("fd.num in (1, 2, 3)", true),
             ("evt.res = SUCCESS and evt.rawres = 3", true),
@@ -445,9 +465,17 @@ mod tests {
     fn rejects_bad_conditions_at_their_position() {
         for (condition, message, col) in [
             ("proc.nosuch = x", "unknown field 'proc.nosuch'", 1),
-            ("proc.name = x and evt.type = opnat", "unknown event type opnat", 30),
+            (
+                "proc.name = x and evt.type = opnat",
+                "unknown event type opnat",
+                30,
+            ),
             ("fd.num = abc", "not a valid number", 10),
-            ("proc.name bcontains 00", "'bcontains' operator not supported", 1),
+            (
+                "proc.name bcontains 00",
+                "'bcontains' operator not supported",
+                1,
+            ),
             ("fd.name regex '('", "invalid regex pattern", 1),
             ("evt.arg.nosuch = 1", "unknown event argument", 1),
             ("fd.sip.name = x", "not supported by Vigil yet", 1),
@@ -457,7 +485,11 @@ mod tests {
             let Err(error) = compile(&expr) else {
                 panic!("{condition} compiled");
             };
-            assert!(error.message.contains(message), "{condition}: {}", error.message);
+            assert!(
+                error.message.contains(message),
+                "{condition}: {}",
+                error.message
+            );
             assert_eq!(error.pos.col, col, "{condition}: {}", error.message);
         }
     }

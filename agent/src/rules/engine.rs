@@ -49,11 +49,10 @@ impl Default for Selection {
 impl Selection {
     fn runs(&self, rule: &Rule) -> bool {
         let tagged = |tags: &[String]| rule.tags.iter().any(|t| tags.contains(t));
-        let enabled = (rule.enabled
-            || self.enabled_rules.contains(&rule.name)
-            || tagged(&self.enabled_tags))
-            && !self.disabled_rules.contains(&rule.name)
-            && !tagged(&self.disabled_tags);
+        let enabled =
+            (rule.enabled || self.enabled_rules.contains(&rule.name) || tagged(&self.enabled_tags))
+                && !self.disabled_rules.contains(&rule.name)
+                && !tagged(&self.disabled_tags);
         enabled && rule.priority <= self.min_priority
     }
 }
@@ -201,7 +200,8 @@ impl Ruleset {
             };
             valid += 1;
             let types = evttypes::type_set(&rule.condition);
-            let matched: Vec<&'static str> = produced_types().filter(|t| types.contains(t)).collect();
+            let matched: Vec<&'static str> =
+                produced_types().filter(|t| types.contains(t)).collect();
             if matched.is_empty() {
                 warnings.push(loaded.diagnostic_at(
                     Severity::Warning,
@@ -213,7 +213,8 @@ impl Ruleset {
                     rule.pos,
                     item.clone(),
                 ));
-            } else if matches!(&types, TypeSet::Except(set) if set.is_empty()) && rule.warn_evttypes {
+            } else if matches!(&types, TypeSet::Except(set) if set.is_empty()) && rule.warn_evttypes
+            {
                 warnings.push(loaded.diagnostic_at(
                     Severity::Warning,
                     "LOAD_NO_EVTTYPE",
@@ -257,6 +258,17 @@ impl Ruleset {
     /// Number of rules that run.
     pub fn len(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Whether any running rule reads the field called `name` (in its condition or output).
+    pub fn uses_field(&self, name: &str) -> bool {
+        let mut found = false;
+        for rule in &self.rules {
+            let mut visit = |def: &'static super::fields::FieldDef| found |= def.name == name;
+            rule.filter.visit_fields(&mut visit);
+            rule.output.visit_fields(&mut visit);
+        }
+        found
     }
 
     /// Whether no rule runs.
@@ -303,7 +315,10 @@ impl Ruleset {
 }
 
 /// Maps a position inside an output string (line 1, column n) to the file.
-fn offset_in(base: super::condition::ast::Pos, inner: super::condition::ast::Pos) -> super::condition::ast::Pos {
+fn offset_in(
+    base: super::condition::ast::Pos,
+    inner: super::condition::ast::Pos,
+) -> super::condition::ast::Pos {
     super::condition::ast::Pos {
         source: base.source,
         line: base.line,
@@ -315,7 +330,10 @@ fn describe(types: &TypeSet) -> String {
     match types {
         TypeSet::Only(set) if set.is_empty() => "none".into(),
         TypeSet::Only(set) => set.iter().cloned().collect::<Vec<_>>().join(", "),
-        TypeSet::Except(set) => format!("all but {}", set.iter().cloned().collect::<Vec<_>>().join(", ")),
+        TypeSet::Except(set) => format!(
+            "all but {}",
+            set.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -329,5 +347,76 @@ fn read_error(file: &Path, error: &std::io::Error) -> Diagnostic {
         column: 0,
         item: None,
         snippet: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The official Falco rules files; the tests fail loudly when they are absent.
+    pub(crate) fn falco_rules_dir() -> PathBuf {
+        let dir = std::env::var_os("VIGIL_FALCO_RULES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco-rules")
+            });
+        assert!(
+            dir.join("falco_rules.yaml").is_file(),
+            "the official Falco rules are missing: looked in {} (set VIGIL_FALCO_RULES_DIR)",
+            dir.display()
+        );
+        dir
+    }
+
+    /// Rules of the official files that need a field Vigil does not supply yet. Anything else
+    /// failing to compile is a regression.
+    const KNOWN_UNSUPPORTED: &[&str] = &[
+        "Contact K8S API Server From Container",
+        "Drop and execute new binary in container",
+        "Network Connection outside Local Subnet",
+        "Unexpected inbound connection source",
+        "Detect outbound connections to common miner pool ports",
+        "Java Process Class File Download",
+    ];
+
+    #[test]
+    fn official_falco_files_compile() {
+        let dir = falco_rules_dir();
+        for (file, defined) in [
+            ("falco_rules.yaml", 25),
+            ("falco-incubating_rules.yaml", 31),
+            ("falco-sandbox_rules.yaml", 37),
+        ] {
+            let (_, report) = Ruleset::load(&[dir.join(file)], &Selection::default());
+            for error in &report.errors {
+                assert!(
+                    error.message.contains("is not supported by Vigil yet")
+                        && KNOWN_UNSUPPORTED
+                            .iter()
+                            .any(|rule| error.item.as_deref() == Some(&format!("rule '{rule}'"))),
+                    "unexpected error: {error}"
+                );
+            }
+            assert_eq!(report.rules + report.errors.len(), defined, "{file}");
+        }
+    }
+
+    #[test]
+    fn evaluates_only_rules_indexed_for_the_event_type() {
+        let dir = falco_rules_dir();
+        let (ruleset, report) = Ruleset::load(
+            &[dir.join("falco_rules.yaml")],
+            &Selection {
+                min_priority: Priority::Warning,
+                ..Selection::default()
+            },
+        );
+        assert!(report.rules >= 23);
+        assert!(ruleset.len() < report.rules, "min priority filters rules");
+        let execs = ruleset.by_type.get("execve").map_or(0, Vec::len);
+        let closes = ruleset.by_type.get("close").map_or(0, Vec::len);
+        assert!(execs > 0);
+        assert!(closes < execs, "close events see fewer rules than execve");
     }
 }

@@ -449,7 +449,9 @@ impl TypeSet {
         use TypeSet::*;
         match (self, other) {
             (Only(a), Only(b)) => Only(a.intersection(&b).cloned().collect()),
-            (Only(a), Except(b)) | (Except(b), Only(a)) => Only(a.difference(&b).cloned().collect()),
+            (Only(a), Except(b)) | (Except(b), Only(a)) => {
+                Only(a.difference(&b).cloned().collect())
+            }
             (Except(a), Except(b)) => Except(a.union(&b).cloned().collect()),
         }
     }
@@ -458,7 +460,9 @@ impl TypeSet {
         use TypeSet::*;
         match (self, other) {
             (Only(a), Only(b)) => Only(a.union(&b).cloned().collect()),
-            (Only(a), Except(b)) | (Except(b), Only(a)) => Except(b.difference(&a).cloned().collect()),
+            (Only(a), Except(b)) | (Except(b), Only(a)) => {
+                Except(b.difference(&a).cloned().collect())
+            }
             (Except(a), Except(b)) => Except(a.intersection(&b).cloned().collect()),
         }
     }
@@ -474,7 +478,10 @@ impl TypeSet {
 /// The event types `expr` can match (macros must be expanded already).
 pub fn type_set(expr: &Expr) -> TypeSet {
     match expr {
-        Expr::And(items, _) => items.iter().map(type_set).fold(TypeSet::all(), TypeSet::and),
+        Expr::And(items, _) => items
+            .iter()
+            .map(type_set)
+            .fold(TypeSet::all(), TypeSet::and),
         Expr::Or(items, _) => items
             .iter()
             .map(type_set)
@@ -529,7 +536,8 @@ mod tests {
     #[test]
     fn set_algebra() {
         let only = |names: &[&str]| TypeSet::Only(names.iter().map(|s| s.to_string()).collect());
-        let except = |names: &[&str]| TypeSet::Except(names.iter().map(|s| s.to_string()).collect());
+        let except =
+            |names: &[&str]| TypeSet::Except(names.iter().map(|s| s.to_string()).collect());
         assert_eq!(only(&["a", "b"]).and(only(&["b", "c"])), only(&["b"]));
         assert_eq!(only(&["a", "b"]).and(except(&["b"])), only(&["a"]));
         assert_eq!(only(&["a"]).or(except(&["a", "b"])), except(&["b"]));

@@ -28,6 +28,22 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Calls `visit` with every field the condition reads.
+    pub fn visit_fields(&self, visit: &mut impl FnMut(&'static FieldDef)) {
+        match self {
+            Filter::And(items) | Filter::Or(items) => {
+                items.iter().for_each(|item| item.visit_fields(visit));
+            }
+            Filter::Not(inner) => inner.visit_fields(visit),
+            Filter::Check(check) => {
+                check.lhs.visit_fields(visit);
+                if let Matcher::Dynamic(_, rhs) = &check.matcher {
+                    rhs.visit_fields(visit);
+                }
+            }
+        }
+    }
+
     /// Evaluates the condition for `event`, short-circuiting left to right.
     pub fn matches(&self, event: &Enriched) -> bool {
         match self {
@@ -48,6 +64,14 @@ pub enum Operand {
 }
 
 impl Operand {
+    /// Calls `visit` with every field the operand reads.
+    pub fn visit_fields(&self, visit: &mut impl FnMut(&'static FieldDef)) {
+        match self {
+            Operand::Field(def, _) => visit(def),
+            Operand::Transform(_, inner) => inner.visit_fields(visit),
+        }
+    }
+
     /// Every value of the operand for `event` (empty when it cannot be extracted).
     pub fn values<'a>(&self, event: &'a Enriched) -> Vec<Value<'a>> {
         match self {
@@ -128,8 +152,8 @@ impl CompiledCheck {
 pub enum Matcher {
     /// `exists`.
     Exists,
-    /// A string comparison.
-    Str(StrTest),
+    /// A string comparison (boxed: globs and regexes are large).
+    Str(Box<StrTest>),
     /// Several string tests combined by a modifier.
     Modified(Modifier, Vec<StrTest>),
     /// A numeric comparison.
@@ -342,7 +366,10 @@ mod tests {
             .build()
             .unwrap()
             .compile_matcher();
-        assert!(StrTest::Glob(glob).test("/proc/1/2/environ"), "* crosses / like fnmatch");
+        assert!(
+            StrTest::Glob(glob).test("/proc/1/2/environ"),
+            "* crosses / like fnmatch"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 pub mod alert;
 pub mod compile;
 pub mod condition;
+pub mod engine;
 pub mod evttypes;
 pub mod fields;
 pub mod filter;
+pub mod loader;
 pub mod output;

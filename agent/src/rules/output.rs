@@ -48,7 +48,8 @@ impl OutputFormat {
             let after = &rest[index + 1..];
             let token = after.trim_start_matches(|c: char| c.is_ascii_digit());
             if token.starts_with("container.info")
-                && !token["container.info".len()..].starts_with(|c: char| c == '.' || c.is_alphanumeric())
+                && !token["container.info".len()..]
+                    .starts_with(|c: char| c == '.' || c.is_alphanumeric())
             {
                 notes.container_info = true;
                 rest = &token["container.info".len()..];
@@ -121,6 +122,13 @@ impl OutputFormat {
             map.insert(name.clone(), json);
         }
         (text, map)
+    }
+
+    /// Calls `visit` with every field the string reads.
+    pub fn visit_fields(&self, visit: &mut impl FnMut(&'static super::fields::FieldDef)) {
+        for (_, operand) in &self.fields {
+            operand.visit_fields(visit);
+        }
     }
 
     /// Names of the fields the string references, as written.

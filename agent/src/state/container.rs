@@ -10,7 +10,7 @@
 //! reports the inner one.
 
 /// The container runtime that created a cgroup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ContainerRuntime {
     /// Docker (`docker-<id>.scope`, `/docker/<id>`).
     Docker,
@@ -36,7 +36,7 @@ impl ContainerRuntime {
 }
 
 /// A container recognised from its cgroup path.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ContainerRef {
     /// Runtime inferred from the cgroup naming scheme.
     pub runtime: ContainerRuntime,

@@ -13,7 +13,7 @@ use super::{
 };
 
 /// What kind of object an fd refers to, with Falco's names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FdType {
     /// A regular file (or device).
     File,
@@ -109,7 +109,7 @@ impl FdType {
 }
 
 /// The endpoints of a socket, as far as they are known.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SocketInfo {
     /// Transport protocol.
     pub proto: Option<L4Proto>,
@@ -144,7 +144,7 @@ impl SocketInfo {
 }
 
 /// What one fd refers to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FdInfo {
     /// Object type.
     pub kind: FdType,

@@ -19,7 +19,7 @@ use super::{
 use crate::events::Task;
 
 /// Capability sets of a thread.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Capabilities {
     /// Effective set.
     pub effective: u64,
@@ -31,7 +31,7 @@ pub struct Capabilities {
 
 /// Everything known about one process. Shared with events as an `Arc` snapshot; updates copy on
 /// write, so an event keeps describing the process as it was when the event happened.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessInfo {
     /// Process id.
     pub pid: u32,

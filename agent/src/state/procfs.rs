@@ -1001,10 +1001,7 @@ mod environ_tests {
     #[test]
     fn reads_own_environment_and_exe_times() {
         let env = read_environ(Path::new("/proc"), std::process::id()).unwrap();
-        assert!(
-            env.iter().any(|e| e.starts_with("PATH=")),
-            "{env:?}"
-        );
+        assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
         let (ctime, mtime) = exe_times(Path::new("/proc"), std::process::id()).unwrap();
         assert!(ctime > 1_500_000_000_000_000_000 && mtime > 1_500_000_000_000_000_000);
         assert!(matches!(

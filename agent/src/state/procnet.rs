@@ -15,7 +15,7 @@ use std::path::Path;
 use crate::state::procfs::{PidDir, ProcfsError};
 
 /// Transport protocol of a socket, as Falco's `fd.l4proto` renders it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum L4Proto {
     /// TCP.
     Tcp,
@@ -40,7 +40,7 @@ impl L4Proto {
 }
 
 /// A socket found in the procfs network tables.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SocketEntry {
     /// An IPv4 or IPv6 socket. Unconnected sockets have an unspecified
     /// remote address with port 0. IPv4-mapped IPv6 addresses are reported

@@ -1,0 +1,151 @@
+//! `vigil trace` and `vigil run`: the probes, the pipeline and the endpoints.
+
+use std::{
+    io::{self, Write},
+    net::SocketAddr,
+    num::NonZeroUsize,
+    sync::Arc,
+};
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+};
+use vigil::{
+    enrich::Enriched,
+    metrics::Metrics,
+    output,
+    pipeline::{Pipeline, PipelineConfig},
+    rules::engine::Ruleset,
+    server,
+};
+
+/// Options of every command that runs the probes.
+#[derive(Args, Clone)]
+pub struct AgentArgs {
+    /// Address of the /metrics, /healthz and /readyz endpoint.
+    #[arg(long, default_value = "127.0.0.1:9376")]
+    pub metrics_addr: SocketAddr,
+    /// Ring buffer size in bytes (rounded up to a power of two).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub ring_buffer_bytes: u32,
+    /// Most processes kept in the process table.
+    #[arg(long, default_value = "65536")]
+    pub max_processes: NonZeroUsize,
+    /// Also report the agent's own syscalls.
+    #[arg(long)]
+    pub include_self: bool,
+}
+
+/// `vigil trace`: every event on stdout.
+pub async fn trace(args: AgentArgs, json: bool) -> Result<()> {
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    run_agent(args, false, move |event, more, _| {
+        if json {
+            serde_json::to_writer(&mut stdout, &output::json::to_json(event))?;
+            stdout.write_all(b"\n")?;
+        } else {
+            writeln!(stdout, "{}", output::text::to_line(event))?;
+        }
+        if !more {
+            stdout.flush()?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `vigil run`: every event through the rules, alerts on stdout in Falco's JSON format.
+pub async fn run(args: AgentArgs, ruleset: Ruleset) -> Result<()> {
+    let capture_env = ruleset.uses_field("proc.env");
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    let mut alerts = Vec::new();
+    let rules_loaded = ruleset.len();
+    run_agent(args, capture_env, move |event, more, metrics| {
+        metrics.rules_loaded.set(rules_loaded as i64);
+        alerts.clear();
+        ruleset.evaluate(event, &mut alerts);
+        for alert in &alerts {
+            metrics.alerts.with_label_values(&[alert.priority]).inc();
+            serde_json::to_writer(&mut stdout, alert)?;
+            stdout.write_all(b"\n")?;
+        }
+        if !more {
+            stdout.flush()?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Starts the endpoint and the pipeline, hands every event to `consume` (with whether more are
+/// ready right now), and stops cleanly on SIGINT or SIGTERM.
+async fn run_agent(
+    args: AgentArgs,
+    capture_env: bool,
+    mut consume: impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
+) -> Result<()> {
+    let metrics = Arc::new(Metrics::new().context("creating metrics")?);
+    let listener = server::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("binding the metrics endpoint to {}", args.metrics_addr))?;
+    let (stop_server, mut server_stopped) = watch::channel(false);
+    let server = tokio::spawn(server::serve(listener, Arc::clone(&metrics), async move {
+        let _ = server_stopped.changed().await;
+    }));
+    tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
+
+    let mut config = PipelineConfig::for_host(args.max_processes)
+        .context("inspecting the host (cgroup v2, procfs)")?;
+    config.probes.ring_buffer_bytes = args.ring_buffer_bytes;
+    config.probes.ignore_self = !args.include_self;
+    config.state.capture_env = capture_env;
+    let mut pipeline = Pipeline::start(config, Arc::clone(&metrics))
+        .await
+        .context("starting the eBPF probes")?;
+    tracing::info!(programs = ?pipeline.attached(), "vigil is running");
+
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let outcome = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break Ok("SIGTERM"),
+            _ = sigint.recv() => break Ok("SIGINT"),
+            event = pipeline.next() => {
+                let Some(event) = event else { break Ok("reader stopped") };
+                match deliver(&mut pipeline, &mut consume, &metrics, event) {
+                    Ok(()) => {}
+                    // A closed stdout (`vigil trace | head`) is a normal way to stop.
+                    Err(error) if error.kind() == io::ErrorKind::BrokenPipe => break Ok("output closed"),
+                    Err(error) => break Err(error).context("writing output"),
+                }
+            }
+        }
+    };
+    metrics.set_ready(false);
+    let reader = pipeline.shutdown().await;
+    let _ = stop_server.send(true);
+    let _ = server.await;
+    let reason = outcome?;
+    tracing::info!(reason, "probes detached, vigil stopped");
+    reader.context("the ring buffer reader failed")
+}
+
+fn deliver(
+    pipeline: &mut Pipeline,
+    consume: &mut impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
+    metrics: &Metrics,
+    first: Enriched,
+) -> io::Result<()> {
+    let mut current = first;
+    loop {
+        let next = pipeline.try_next();
+        consume(&current, next.is_some(), metrics)?;
+        match next {
+            Some(event) => current = event,
+            None => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The subcommands of `vigil`, one module each.
+
+pub mod agent;
+pub mod fields;
+pub mod replay;
+pub mod rules;

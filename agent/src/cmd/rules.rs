@@ -1,0 +1,136 @@
+//! `vigil rules validate` and the rule options shared by `run` and `replay`.
+
+use std::{io::Write, path::PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use vigil::rules::{
+    engine::{Report, Ruleset, Selection},
+    loader::Priority,
+};
+
+/// Which rules to load and run.
+#[derive(Args, Clone, Debug)]
+pub struct RuleArgs {
+    /// Rules file or directory of *.yaml files; repeat to load several, later ones override
+    /// earlier ones.
+    #[arg(long = "rules", value_name = "PATH", default_value = "rules")]
+    pub paths: Vec<PathBuf>,
+    /// Only run rules of this priority or more severe (emergency .. debug).
+    #[arg(long, default_value = "debug", value_parser = parse_priority)]
+    pub min_priority: Priority,
+    /// Switch a rule off by name (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub disable_rule: Vec<String>,
+    /// Switch off every rule with this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub disable_tag: Vec<String>,
+    /// Switch a rule on by name, even if its file disables it (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub enable_rule: Vec<String>,
+    /// Switch on every rule with this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub enable_tag: Vec<String>,
+    /// Start with the valid rules even when some rules have errors (they are logged).
+    #[arg(long)]
+    pub allow_rule_errors: bool,
+}
+
+fn parse_priority(text: &str) -> Result<Priority, String> {
+    text.parse::<Priority>().map_err(|e| e.to_string())
+}
+
+impl RuleArgs {
+    fn selection(&self) -> Selection {
+        Selection {
+            min_priority: self.min_priority,
+            disabled_rules: self.disable_rule.clone(),
+            disabled_tags: self.disable_tag.clone(),
+            enabled_rules: self.enable_rule.clone(),
+            enabled_tags: self.enable_tag.clone(),
+        }
+    }
+
+    /// Loads the rules; refuses rules with errors unless `--allow-rule-errors`.
+    pub fn load(&self) -> Result<Ruleset> {
+        let (ruleset, report) = Ruleset::load(&self.paths, &self.selection());
+        for warning in &report.warnings {
+            tracing::warn!(file = %warning.file, line = warning.line, code = warning.code, "{}", warning.message);
+        }
+        for error in &report.errors {
+            eprintln!("{error}");
+        }
+        if !report.ok() && !self.allow_rule_errors {
+            bail!(
+                "{} error(s) in the rules; fix them, or start anyway with --allow-rule-errors",
+                report.errors.len()
+            );
+        }
+        if ruleset.is_empty() {
+            bail!(
+                "no rule to run in {:?} (check --rules, --min-priority and the enable/disable options)",
+                self.paths
+            );
+        }
+        tracing::info!(
+            rules = ruleset.len(),
+            errors = report.errors.len(),
+            "rules loaded"
+        );
+        Ok(ruleset)
+    }
+}
+
+/// `vigil rules ...`.
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Load rules files without starting probes and report every problem.
+    Validate {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `rules` subcommand; returns whether the files were valid.
+pub fn run(command: RulesCommand) -> Result<bool> {
+    match command {
+        RulesCommand::Validate { paths, json } => {
+            let (_, report) = Ruleset::load(&paths, &Selection::default());
+            let mut out = std::io::stdout().lock();
+            let written = if json {
+                serde_json::to_writer_pretty(&mut out, &report)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| writeln!(out))
+            } else {
+                print_report(&mut out, &report)
+            };
+            match written {
+                // `vigil rules validate ... | head` closing the pipe is not an error.
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(error).context("writing the report");
+                }
+                _ => {}
+            }
+            Ok(report.ok())
+        }
+    }
+}
+
+fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    for diagnostic in report.errors.iter().chain(&report.warnings) {
+        writeln!(out, "{diagnostic}")?;
+    }
+    writeln!(
+        out,
+        "{} rules, {} macros, {} lists: {} error(s), {} warning(s)",
+        report.rules,
+        report.macros,
+        report.lists,
+        report.errors.len(),
+        report.warnings.len()
+    )
+}
