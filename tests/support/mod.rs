@@ -36,10 +36,16 @@ pub struct Harness {
 impl Harness {
     /// Attaches the real probes.
     pub async fn start() -> Harness {
+        Harness::start_with(|_| {}).await
+    }
+
+    /// Attaches the real probes with an adjusted configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut PipelineConfig)) -> Harness {
         require_root();
         let metrics = Arc::new(Metrics::new().expect("metrics"));
-        let config = PipelineConfig::for_host(NonZeroUsize::new(65536).expect("non-zero"))
+        let mut config = PipelineConfig::for_host(NonZeroUsize::new(65536).expect("non-zero"))
             .expect("host configuration");
+        adjust(&mut config);
         let pipeline = Pipeline::start(config, Arc::clone(&metrics))
             .await
             .expect("probes attach");
@@ -147,4 +153,54 @@ pub fn vigil_binary() -> PathBuf {
 /// The cgroup v2 mount of this host.
 pub fn cgroup2_root() -> PathBuf {
     vigil::host::mounts::cgroup2_mount().expect("cgroup v2 mounted")
+}
+
+/// The official Falco rules files; fails loudly when they are absent.
+pub fn falco_rules_dir() -> PathBuf {
+    let dir = std::env::var_os("VIGIL_FALCO_RULES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco-rules")
+        });
+    assert!(
+        dir.join("falco_rules.yaml").is_file(),
+        "the official Falco rules are missing: looked in {} (set VIGIL_FALCO_RULES_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// A cgroup named like a docker container's scope, to run processes "in a container".
+pub struct FakeContainer {
+    /// The 64-hex container id.
+    pub id: String,
+    slice: PathBuf,
+    scope: PathBuf,
+}
+
+impl FakeContainer {
+    /// Creates the cgroup (the id is derived from `seed`).
+    pub fn new(seed: u32) -> FakeContainer {
+        let id = format!("{:08x}", seed).repeat(8);
+        let slice = cgroup2_root().join(format!("vigil-test-{}-{seed}.slice", std::process::id()));
+        let scope = slice.join(format!("docker-{id}.scope"));
+        std::fs::create_dir_all(&scope).expect("create cgroup");
+        FakeContainer { id, slice, scope }
+    }
+
+    /// A shell command that moves itself into the container, then runs `command`.
+    pub fn wrap(&self, command: &str) -> String {
+        format!(
+            "echo $$ > {}/cgroup.procs && {command}",
+            self.scope.display()
+        )
+    }
+}
+
+impl Drop for FakeContainer {
+    fn drop(&mut self) {
+        // The processes are gone by now; an empty cgroup can be removed.
+        let _ = std::fs::remove_dir(&self.scope);
+        let _ = std::fs::remove_dir(&self.slice);
+    }
 }

@@ -62,6 +62,7 @@ pub enum Syscall {
     Fcntl,
     Clone,
     Clone3,
+    Userfaultfd,
 }
 
 /// Where a parameter's value comes from in a syscall record.
@@ -789,6 +790,12 @@ pub static SYSCALLS: &[SyscallSpec] = &[
         },
         params: &[RES, p("flags", S::Aux(0), K::NsFlags)],
     },
+    SyscallSpec {
+        syscall: Syscall::Userfaultfd,
+        name: "userfaultfd",
+        capture: Capture::ARGS,
+        params: &[FD_RES, p("flags", S::Arg(0), K::Uint)],
+    },
 ];
 
 /// The spec of `syscall`.
@@ -866,6 +873,7 @@ pub fn arch_number(syscall: Syscall) -> Option<i64> {
         Fcntl => libc::SYS_fcntl,
         Clone => libc::SYS_clone,
         Clone3 => libc::SYS_clone3,
+        Userfaultfd => libc::SYS_userfaultfd,
         Open | Creat | Dup2 | Symlink | Link | Unlink | Rename | Mkdir | Rmdir | Chmod => {
             return legacy_number(syscall);
         }

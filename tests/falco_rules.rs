@@ -1,0 +1,386 @@
+//! The official Falco stable rules on the real kernel: each test performs, harmlessly, the
+//! behaviour a rule describes, and asserts that exactly that rule fires, with the right output
+//! fields. Containers are played by processes moved into a cgroup named like a docker scope;
+//! container metadata comes from a fake docker state directory.
+
+use std::{
+    collections::{BTreeSet, HashSet},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use vigil::{
+    events::EventKind,
+    rules::{
+        alert::Alert,
+        engine::{Ruleset, Selection},
+    },
+    state::container_meta::RuntimeRoots,
+};
+use vigil_integration_tests::{FakeContainer, Harness, falco_rules_dir};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A scratch directory removed at the end of the test.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("vigil-rules-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// A copy of `binary` named `name`, so the process it runs has that name.
+    fn renamed(&self, binary: &str, name: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::copy(binary, &path).expect("copy binary");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes docker's state files for a container, as the runtime would.
+fn fake_docker_state(root: &Path, id: &str, privileged: bool) {
+    let dir = root.join("containers").join(id);
+    std::fs::create_dir_all(&dir).expect("docker state dir");
+    let config = serde_json::json!({
+        "ID": id,
+        "Name": "/vigil-test",
+        "Created": "2026-01-01T00:00:00Z",
+        "Config": {"Image": "docker.io/library/vigil-test:1.0", "Labels": {}},
+        "MountPoints": {},
+    });
+    std::fs::write(dir.join("config.v2.json"), config.to_string()).expect("config.v2.json");
+    let host = serde_json::json!({"Privileged": privileged});
+    std::fs::write(dir.join("hostconfig.json"), host.to_string()).expect("hostconfig.json");
+}
+
+/// Runs `script` under /bin/sh with the probes attached and the stable rules loaded, and returns
+/// the alerts raised by events of the script's process tree.
+async fn alerts_for(script: &str, docker_root: Option<&Path>) -> Vec<Alert> {
+    let (ruleset, report) = Ruleset::load(
+        &[falco_rules_dir().join("falco_rules.yaml")],
+        &Selection::default(),
+    );
+    assert!(
+        report.rules >= 23,
+        "stable rules compiled: {}",
+        report.rules
+    );
+    let roots = docker_root.map(|root| RuntimeRoots {
+        docker: root.to_path_buf(),
+        containerd_state: root.join("no-containerd"),
+        containers_storage: Vec::new(),
+    });
+    let mut harness = Harness::start_with(|config| {
+        if let Some(roots) = roots {
+            config.state.runtime_roots = roots;
+        }
+    })
+    .await;
+
+    let child = Command::new("/bin/sh")
+        .args(["-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the behaviour");
+    let root = child.id();
+    let waiter = std::thread::spawn(move || {
+        let mut child = child;
+        child.wait()
+    });
+
+    let mut tree: HashSet<u32> = [root].into();
+    let mut alerts = Vec::new();
+    let mut done_at: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+            break;
+        }
+        let Some(event) = harness.next_event(Duration::from_millis(100)).await else {
+            continue;
+        };
+        let pid = event.event.task.pid;
+        if let EventKind::Fork { child_pid, .. } = event.event.kind
+            && tree.contains(&pid)
+        {
+            tree.insert(child_pid);
+        }
+        if !tree.contains(&pid) {
+            continue;
+        }
+        if pid == root && matches!(event.event.kind, EventKind::Exit) {
+            done_at = Some(Instant::now());
+        }
+        ruleset.evaluate(&event, &mut alerts);
+    }
+    waiter.join().expect("waiter").expect("behaviour ran");
+    assert!(done_at.is_some(), "the behaviour's exit was never seen");
+    assert_eq!(harness.metrics.kernel_drops_total(), 0);
+    harness.stop().await;
+    alerts
+}
+
+fn fired(alerts: &[Alert]) -> BTreeSet<&str> {
+    alerts.iter().map(|a| a.rule.as_ref()).collect()
+}
+
+fn assert_exactly(alerts: &[Alert], rule: &str) -> Alert {
+    let rules = fired(alerts);
+    assert_eq!(rules, BTreeSet::from([rule]), "rules fired: {alerts:#?}");
+    alerts
+        .iter()
+        .find(|a| a.rule.as_ref() == rule)
+        .cloned()
+        .expect("alert")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_sensitive_file_untrusted() {
+    let alerts = alerts_for("cat /etc/shadow", None).await;
+    let alert = assert_exactly(&alerts, "Read sensitive file untrusted");
+    assert_eq!(alert.priority, "Warning");
+    assert_eq!(alert.output_fields["fd.name"], "/etc/shadow");
+    assert_eq!(alert.output_fields["proc.name"], "cat");
+    assert_eq!(alert.output_fields["evt.type"], "openat");
+    assert_eq!(alert.output_fields["user.name"], "root");
+    assert!(
+        alert
+            .output
+            .contains("Warning Sensitive file opened for reading")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_traversal_monitored_file_read() {
+    // `exec`: a shell parent would be excluded by the rule.
+    let alerts = alerts_for("exec cat /etc/../etc/../etc/hostname", None).await;
+    let alert = assert_exactly(&alerts, "Directory traversal monitored file read");
+    assert_eq!(alert.output_fields["fd.name"], "/etc/hostname");
+    assert_eq!(
+        alert.output_fields["fd.nameraw"],
+        "/etc/../etc/../etc/hostname"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_private_keys_or_passwords() {
+    let alerts = alerts_for("find /nonexistent-vigil -name id_rsa", None).await;
+    let alert = assert_exactly(&alerts, "Search Private Keys or Passwords");
+    assert_eq!(alert.output_fields["proc.name"], "find");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_aws_credentials() {
+    let alerts = alerts_for("find /nonexistent-vigil -path '*.aws/credentials'", None).await;
+    let alert = assert_exactly(&alerts, "Find AWS Credentials");
+    assert_eq!(alert.output_fields["proc.name"], "find");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_log_activities() {
+    let log = format!("/var/log/vigil-test-{}.log", std::process::id());
+    std::fs::write(&log, "old line\n").expect("test log");
+    let alerts = alerts_for(&format!(": > {log}"), None).await;
+    let _ = std::fs::remove_file(&log);
+    let alert = assert_exactly(&alerts, "Clear Log Activities");
+    assert_eq!(alert.output_fields["fd.name"], log.as_str());
+    assert!(
+        alert.output.contains(&format!("file={log}")),
+        "{}",
+        alert.output
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_bulk_data_from_disk() {
+    let scratch = Scratch::new("shred");
+    let file = scratch.path("data");
+    std::fs::write(&file, "secret").expect("data");
+    let alerts = alerts_for(&format!("shred -u {}", file.display()), None).await;
+    let alert = assert_exactly(&alerts, "Remove Bulk Data from Disk");
+    assert_eq!(alert.output_fields["proc.name"], "shred");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_symlink_over_sensitive_files() {
+    let scratch = Scratch::new("symlink");
+    let link = scratch.path("shadow-link");
+    let alerts = alerts_for(&format!("ln -s /etc/shadow {}", link.display()), None).await;
+    let alert = assert_exactly(&alerts, "Create Symlink Over Sensitive Files");
+    assert_eq!(alert.output_fields["evt.arg.target"], "/etc/shadow");
+    assert_eq!(
+        alert.output_fields["evt.arg.linkpath"],
+        link.display().to_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_hardlink_over_sensitive_files() {
+    let scratch = Scratch::new("hardlink");
+    let link = scratch.path("shadow-hard");
+    let alerts = alerts_for(&format!("ln /etc/shadow {}", link.display()), None).await;
+    let alert = assert_exactly(&alerts, "Create Hardlink Over Sensitive Files");
+    assert_eq!(alert.output_fields["evt.arg.oldpath"], "/etc/shadow");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execution_from_dev_shm() {
+    let binary = format!("/dev/shm/vigil-true-{}", std::process::id());
+    std::fs::copy("/bin/true", &binary).expect("copy to /dev/shm");
+    let alerts = alerts_for(&binary, None).await;
+    let _ = std::fs::remove_file(&binary);
+    assert_exactly(&alerts, "Execution from /dev/shm");
+    // The shell whose command line names /dev/shm matches too, as in Falco; the binary's own
+    // execution must be among the alerts.
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.output_fields["proc.exepath"] == binary.as_str()),
+        "{alerts:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fileless_execution_via_memfd_create() {
+    let script = format!(
+        "{PYTHON} -c 'import os; fd = os.memfd_create(\"payload\"); \
+         os.write(fd, open(\"/bin/true\", \"rb\").read()); \
+         os.execv(\"/proc/self/fd/%d\" % fd, [\"payload\"])'"
+    );
+    let alerts = alerts_for(&script, None).await;
+    let alert = assert_exactly(&alerts, "Fileless execution via memfd_create");
+    assert_eq!(alert.priority, "Critical");
+    assert_eq!(alert.output_fields["evt.type"], "execve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ptrace_anti_debug_attempt() {
+    let script = format!(
+        "{PYTHON} -c 'import ctypes; ctypes.CDLL(None, use_errno=True).ptrace(0, 0, 0, 0)'"
+    );
+    let alerts = alerts_for(&script, None).await;
+    let alert = assert_exactly(&alerts, "PTRACE anti-debug attempt");
+    assert!(
+        alert.output.contains("PTRACE_TRACEME") || alert.output_fields.contains_key("proc.name")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ptrace_attached_to_process() {
+    let script = format!(
+        "{PYTHON} -c 'import ctypes, os, signal, time\n\
+         pid = os.fork()\n\
+         if pid == 0:\n    time.sleep(5); os._exit(0)\n\
+         ctypes.CDLL(None).ptrace(16, pid, 0, 0)\n\
+         os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0)'"
+    );
+    let alerts = alerts_for(&script, None).await;
+    assert_exactly(&alerts, "PTRACE attached to process");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_socket_created_in_container() {
+    let container = FakeContainer::new(0x5ac1);
+    let script = container.wrap(&format!(
+        "exec {PYTHON} -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)'"
+    ));
+    let alerts = alerts_for(&script, None).await;
+    let alert = assert_exactly(&alerts, "Packet socket created in container");
+    assert!(
+        alert.output_fields["evt.args"]
+            .as_str()
+            .is_some_and(|a| a.contains("domain=AF_PACKET")),
+        "{alert:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_stdout_to_network_connection_in_container() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let container = FakeContainer::new(0x5ac2);
+    let script = container.wrap(&format!(
+        "exec /bin/bash -c 'exec 1<>/dev/tcp/127.0.0.1/{port}; echo hi'"
+    ));
+    let alerts = alerts_for(&script, None).await;
+    let alert = assert_exactly(
+        &alerts,
+        "Redirect STDOUT/STDIN to Network Connection in Container",
+    );
+    assert_eq!(alert.output_fields["fd.type"], "ipv4");
+    assert!(
+        alert.output_fields["fd.name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(&format!("->127.0.0.1:{port}"))),
+        "{alert:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netcat_remote_code_execution_in_container() {
+    let scratch = Scratch::new("nc");
+    let nc = scratch.renamed("/bin/true", "nc");
+    let container = FakeContainer::new(0x5ac3);
+    let script = container.wrap(&format!("exec {} -e /bin/sh 127.0.0.1 4444", nc.display()));
+    let alerts = alerts_for(&script, None).await;
+    let alert = assert_exactly(&alerts, "Netcat Remote Code Execution in Container");
+    assert_eq!(alert.output_fields["proc.name"], "nc");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detect_release_agent_file_container_escapes() {
+    let scratch = Scratch::new("release-agent");
+    let container = FakeContainer::new(0x5ac4);
+    let script = container.wrap(&format!(": > {}", scratch.path("release_agent").display()));
+    let alerts = alerts_for(&script, None).await;
+    let alert = assert_exactly(&alerts, "Detect release_agent File Container Escapes");
+    assert_eq!(alert.priority, "Critical");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debugfs_launched_in_privileged_container() {
+    let scratch = Scratch::new("debugfs");
+    let debugfs = scratch.renamed("/bin/true", "debugfs");
+    let container = FakeContainer::new(0x5ac5);
+    let docker_root = scratch.path("docker");
+    fake_docker_state(&docker_root, &container.id, true);
+    let script = container.wrap(&format!("exec {}", debugfs.display()));
+    let alerts = alerts_for(&script, Some(&docker_root)).await;
+    let alert = assert_exactly(&alerts, "Debugfs Launched in Privileged Container");
+    assert_eq!(alert.output_fields["proc.name"], "debugfs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linux_kernel_module_injection_detected() {
+    let scratch = Scratch::new("module");
+    let container = FakeContainer::new(0x5ac6);
+    let docker_root = scratch.path("docker");
+    fake_docker_state(&docker_root, &container.id, false);
+    // init_module with an empty image: the kernel rejects it, nothing is loaded.
+    let script = container.wrap(&format!(
+        "exec {PYTHON} -c 'import ctypes; ctypes.CDLL(None).syscall(175, b\"\", 0, b\"\")'"
+    ));
+    let alerts = alerts_for(&script, Some(&docker_root)).await;
+    let alert = assert_exactly(&alerts, "Linux Kernel Module Injection Detected");
+    assert_eq!(alert.output_fields["evt.type"], "init_module");
+    assert!(
+        alert.output_fields["evt.res"]
+            .as_str()
+            .is_some_and(|r| r.starts_with('E')),
+        "the kernel refused the empty module: {alert:?}"
+    );
+}
