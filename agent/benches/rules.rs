@@ -22,9 +22,15 @@ const AT_FDCWD: u64 = -100i64 as u64;
 fn falco_rules() -> PathBuf {
     let dir = std::env::var_os("VIGIL_FALCO_RULES_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco-rules"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco-rules")
+        });
     let file = dir.join("falco_rules.yaml");
-    assert!(file.is_file(), "official Falco rules missing at {}", file.display());
+    assert!(
+        file.is_file(),
+        "official Falco rules missing at {}",
+        file.display()
+    );
     file
 }
 
@@ -52,7 +58,12 @@ fn events() -> Vec<Enriched> {
                 .build(),
         );
         for i in 0..20u64 {
-            let path = ["/var/www/index.html", "/etc/nginx/nginx.conf", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/proc/self/status"][i as usize % 4];
+            let path = [
+                "/var/www/index.html",
+                "/etc/nginx/nginx.conf",
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                "/proc/self/status",
+            ][i as usize % 4];
             records.push(
                 RecordBuilder::new(Syscall::Openat, pid, 5)
                     .comm("nginx")
@@ -61,7 +72,12 @@ fn events() -> Vec<Enriched> {
                     .string(0, path)
                     .build(),
             );
-            records.push(RecordBuilder::new(Syscall::Close, pid, 0).comm("nginx").arg(0, 5).build());
+            records.push(
+                RecordBuilder::new(Syscall::Close, pid, 0)
+                    .comm("nginx")
+                    .arg(0, 5)
+                    .build(),
+            );
         }
         records.push(
             RecordBuilder::new(Syscall::Socket, pid, 7)
@@ -101,7 +117,10 @@ fn ptrace_rules(count: usize) -> Ruleset {
         ));
     }
     text.push_str("- rule: opens\n  desc: d\n  condition: evt.type = openat and fd.name = /etc/shadow\n  output: o\n  priority: warning\n");
-    let loaded = loader::load(&[Source { name: "bench.yaml".into(), text }]);
+    let loaded = loader::load(&[Source {
+        name: "bench.yaml".into(),
+        text,
+    }]);
     Ruleset::compile(&loaded, &Selection::default()).0
 }
 
