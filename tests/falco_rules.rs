@@ -384,3 +384,47 @@ async fn linux_kernel_module_injection_detected() {
         "the kernel refused the empty module: {alert:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_names_come_from_the_names_rules_mention() {
+    use vigil::rules::loader::{self, Source};
+    let text = "- rule: Talks to localhost by name\n  desc: d\n  condition: evt.type = connect and fd.sip.name = localhost\n  output: connected to %fd.sip.name (%fd.sip)\n  priority: notice\n";
+    let loaded = loader::load(&[Source {
+        name: "dns.yaml".into(),
+        text: text.into(),
+    }]);
+    let (ruleset, report) = Ruleset::compile(&loaded, &Selection::default());
+    assert!(report.ok(), "{:?}", report.errors);
+    // The name is resolved in the background: wait for it, as a rule loaded at start-up would.
+    let loopback = "127.0.0.1".parse().expect("ip");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while vigil::rules::dns::global().names_for(&loopback).is_empty() {
+        assert!(Instant::now() < deadline, "localhost never resolved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let mut harness = Harness::start().await;
+    let child = Command::new("/bin/bash")
+        .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
+        .spawn()
+        .expect("bash");
+    let pid = child.id();
+    child.wait_with_output().expect("bash ran");
+    let connect = harness
+        .expect("the connect", |e| {
+            e.event.task.pid == pid && e.event.type_name() == "connect"
+        })
+        .await;
+    let mut alerts = Vec::new();
+    ruleset.evaluate(&connect, &mut alerts);
+    let alert = alerts.first().expect("the rule fired");
+    assert_eq!(alert.output_fields["fd.sip.name"], "localhost");
+    assert!(
+        alert.output.ends_with("connected to localhost (127.0.0.1)"),
+        "{}",
+        alert.output
+    );
+    harness.stop().await;
+}

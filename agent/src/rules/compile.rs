@@ -157,6 +157,12 @@ fn compile_check(check: &Check) -> Result<CompiledCheck, CompileError> {
     if is_event_type(&check.lhs) {
         validate_event_types(check)?;
     }
+    if name.ends_with("ip.name") {
+        // Only the names rules mention are ever resolved.
+        for value in constants(&check.rhs) {
+            super::dns::global().watch(&value.text);
+        }
+    }
     let matcher = match (&check.rhs, check.op) {
         (Rhs::None, Op::Exists) => Matcher::Exists,
         (Rhs::None, _) => return Err(CompileError::at(check.pos, "missing value")),
@@ -478,7 +484,7 @@ mod tests {
             ),
             ("fd.name regex '('", "invalid regex pattern", 1),
             ("evt.arg.nosuch = 1", "unknown event argument", 1),
-            ("fd.sip.name = x", "not supported by Vigil yet", 1),
+            ("evt.buffer bcontains 00", "not supported by Vigil yet", 1),
             ("evt.is_open_read = maybe", "not a valid boolean", 20),
         ] {
             let expr = parse(condition).unwrap();

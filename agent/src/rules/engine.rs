@@ -372,11 +372,7 @@ mod tests {
     /// Rules of the official files that need a field Vigil does not supply yet. Anything else
     /// failing to compile is a regression.
     const KNOWN_UNSUPPORTED: &[&str] = &[
-        "Contact K8S API Server From Container",
         "Drop and execute new binary in container",
-        "Network Connection outside Local Subnet",
-        "Unexpected inbound connection source",
-        "Detect outbound connections to common miner pool ports",
         "Java Process Class File Download",
     ];
 

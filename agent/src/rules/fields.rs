@@ -460,7 +460,19 @@ macro_rules! field {
     };
 }
 
-const DNS: &str = "needs DNS name tracking, which Vigil does not do yet";
+fn ip_names<'a>(
+    event: &'a Enriched,
+    pick: fn(&crate::state::fd::SocketInfo) -> Option<std::net::SocketAddr>,
+) -> Vec<Value<'a>> {
+    let Some(Value::Ip(ip)) = socket_ip(event, pick) else {
+        return Vec::new();
+    };
+    super::dns::global()
+        .names_for(&ip)
+        .into_iter()
+        .map(|name| Value::Str(Cow::Owned(name.to_string())))
+        .collect()
+}
 
 /// Every field, in `vigil fields` order.
 pub static FIELDS: &[FieldDef] = &[
@@ -1127,10 +1139,38 @@ pub static FIELDS: &[FieldDef] = &[
         _ | socket_ip(e, |s| s.remote)
     ),
     field!("fd.net", IpNet, None, "client or server IP, compared with networks", any both_ips),
-    field!("fd.cip.name", Str, "domain name of the client IP", unsupported DNS),
-    field!("fd.sip.name", Str, "domain name of the server IP", unsupported DNS),
-    field!("fd.lip.name", Str, "domain name of the local IP", unsupported DNS),
-    field!("fd.rip.name", Str, "domain name of the remote IP", unsupported DNS),
+    field!(
+        "fd.cip.name",
+        Str,
+        None,
+        "a domain name (mentioned by a rule) that resolves to the client IP",
+        any | e,
+        _ | ip_names(e, |s| s.client())
+    ),
+    field!(
+        "fd.sip.name",
+        Str,
+        None,
+        "a domain name (mentioned by a rule) that resolves to the server IP",
+        any | e,
+        _ | ip_names(e, |s| s.server())
+    ),
+    field!(
+        "fd.lip.name",
+        Str,
+        None,
+        "a domain name (mentioned by a rule) that resolves to the local IP",
+        any | e,
+        _ | ip_names(e, |s| s.local)
+    ),
+    field!(
+        "fd.rip.name",
+        Str,
+        None,
+        "a domain name (mentioned by a rule) that resolves to the remote IP",
+        any | e,
+        _ | ip_names(e, |s| s.remote)
+    ),
     // container.* / k8s.*
     field!(
         "container.id",
@@ -1288,7 +1328,7 @@ mod tests {
             FieldError::Unknown("proc.nosuch".into())
         );
         assert!(matches!(
-            lookup("fd.sip.name", None),
+            lookup("evt.buffer", None),
             Err(FieldError::Unsupported { .. })
         ));
         assert!(matches!(

@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod compile;
 pub mod condition;
+pub mod dns;
 pub mod engine;
 pub mod evttypes;
 pub mod fields;
