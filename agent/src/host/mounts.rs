@@ -114,7 +114,7 @@ pub fn parse_mounts(text: &str) -> Vec<MountEntry> {
 
 /// Decodes `\ooo` octal escapes; a backslash not followed by three octal
 /// digits is kept literally.
-fn unescape(field: &str) -> Vec<u8> {
+pub(crate) fn unescape(field: &str) -> Vec<u8> {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

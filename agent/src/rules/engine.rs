@@ -371,10 +371,7 @@ mod tests {
 
     /// Rules of the official files that need a field Vigil does not supply yet. Anything else
     /// failing to compile is a regression.
-    const KNOWN_UNSUPPORTED: &[&str] = &[
-        "Drop and execute new binary in container",
-        "Java Process Class File Download",
-    ];
+    const KNOWN_UNSUPPORTED: &[&str] = &["Java Process Class File Download"];
 
     #[test]
     fn official_falco_files_compile() {

@@ -731,7 +731,14 @@ pub static FIELDS: &[FieldDef] = &[
         one | e,
         _ | Some(Value::Bool(e.process.exe_from_memfd))
     ),
-    field!("proc.is_exe_upper_layer", Bool, "the executable was written into the container's upper layer", unsupported "needs overlayfs upper-layer detection, not implemented yet"),
+    field!(
+        "proc.is_exe_upper_layer",
+        Bool,
+        None,
+        "the executable lives in the writable upper layer of the overlay root (added after the container started)",
+        one | e,
+        _ | Some(Value::Bool(e.process.exe_upper_layer))
+    ),
     field!(
         "proc.exe_ino.ctime",
         Int,

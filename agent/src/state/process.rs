@@ -81,6 +81,9 @@ pub struct ProcessInfo {
     pub exe_ctime_ns: Option<i64>,
     /// Modification time of the executable, ns since the epoch.
     pub exe_mtime_ns: Option<i64>,
+    /// The executable lives in the upper (writable) layer of the process's overlay root: it was
+    /// added or changed after the container started.
+    pub exe_upper_layer: bool,
     /// Environment (`NAME=value`), captured at exec when a rule needs it.
     pub env: Arc<[String]>,
 }
@@ -116,6 +119,7 @@ impl ProcessInfo {
             exe_from_memfd: exepath.starts_with("/memfd:"),
             exe_ctime_ns: None,
             exe_mtime_ns: None,
+            exe_upper_layer: false,
             env: Arc::from(Vec::new()),
             exepath,
             args: argv.collect(),
@@ -336,6 +340,11 @@ pub fn attach_exe_details(info: &mut ProcessInfo, proc_root: &Path, capture_env:
         info.exe_ctime_ns = Some(ctime);
         info.exe_mtime_ns = Some(mtime);
     }
+    info.exe_upper_layer =
+        procfs::root_overlay_upperdir(proc_root, info.pid).is_some_and(|upper| {
+            let relative = info.exepath.trim_start_matches('/');
+            !relative.is_empty() && upper.join(relative).exists()
+        });
     if capture_env && let Ok(env) = procfs::read_environ(proc_root, info.pid) {
         info.env = Arc::from(env);
     }

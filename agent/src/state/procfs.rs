@@ -1010,3 +1010,59 @@ mod environ_tests {
         ));
     }
 }
+
+/// The overlayfs upper directory of `pid`'s root filesystem, when the process runs on an
+/// overlay root (a container), read from `/proc/<pid>/mountinfo`.
+pub fn root_overlay_upperdir(proc_root: &Path, pid: u32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("mountinfo")).ok()?;
+    overlay_upperdir_of_root(&text)
+}
+
+fn overlay_upperdir_of_root(mountinfo: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt as _;
+    // The last mount on "/" wins: later lines stack on earlier ones.
+    let root = mountinfo
+        .lines()
+        .filter(|line| line.split_whitespace().nth(4) == Some("/"))
+        .last()?;
+    let (_, after) = root.split_once(" - ")?;
+    let mut fields = after.split_whitespace();
+    if fields.next()? != "overlay" {
+        return None;
+    }
+    let options = fields.nth(1)?;
+    let upper = options
+        .split(',')
+        .find_map(|o| o.strip_prefix("upperdir="))?;
+    Some(PathBuf::from(std::ffi::OsString::from_vec(
+        crate::host::mounts::unescape(upper),
+    )))
+}
+
+#[cfg(test)]
+mod overlay_tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_upperdir_of_an_overlay_root() {
+        let mountinfo = "\
+1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw
+2 1 0:50 / / rw,relatime - overlay overlay rw,lowerdir=/l1:/l2,upperdir=/var/lib/docker/overlay2/abc/diff,workdir=/w
+3 2 0:51 / /proc rw - proc proc rw
+";
+        assert_eq!(
+            overlay_upperdir_of_root(mountinfo),
+            Some(PathBuf::from("/var/lib/docker/overlay2/abc/diff"))
+        );
+        assert_eq!(
+            overlay_upperdir_of_root("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"),
+            None
+        );
+        assert_eq!(
+            overlay_upperdir_of_root(
+                "1 0 0:50 / / rw - overlay overlay rw,upperdir=/a\\040b/diff,workdir=/w\n"
+            ),
+            Some(PathBuf::from("/a b/diff"))
+        );
+    }
+}
