@@ -1023,8 +1023,7 @@ fn overlay_upperdir_of_root(mountinfo: &str) -> Option<PathBuf> {
     // The last mount on "/" wins: later lines stack on earlier ones.
     let root = mountinfo
         .lines()
-        .filter(|line| line.split_whitespace().nth(4) == Some("/"))
-        .last()?;
+        .rfind(|line| line.split_whitespace().nth(4) == Some("/"))?;
     let (_, after) = root.split_once(" - ")?;
     let mut fields = after.split_whitespace();
     if fields.next()? != "overlay" {
