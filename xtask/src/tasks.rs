@@ -136,7 +136,8 @@ pub fn lint(ws: &Workspace) -> Result<()> {
 pub fn bench(ws: &Workspace, args: &[OsString]) -> Result<()> {
     bootstrap::bootstrap(ws)?;
     let mut cmd = ws.cargo();
-    cmd.args(["bench", "-p", AGENT_PACKAGE]);
+    // Only the criterion targets: the lib's test harness rejects criterion's options.
+    cmd.args(["bench", "-p", AGENT_PACKAGE, "--bench", "*"]);
     if !args.is_empty() {
         cmd.arg("--").args(args);
     }
