@@ -1,11 +1,11 @@
 //! Userspace cost per event: decoding ring-buffer records and enriching them with process and
 //! fd state, on a realistic mix of records. Reported as events/s (criterion "elements").
 
-use std::{hint::black_box, num::NonZeroUsize};
+use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil::{
-    enrich::{Enricher, StateConfig},
+    enrich::Enricher,
     events::{
         decode::decode,
         synth::{self, RecordBuilder},
@@ -78,16 +78,7 @@ fn workload() -> Vec<Vec<u8>> {
 }
 
 fn enricher() -> Enricher {
-    // No real /proc: the synthetic pids must not be looked up on this machine.
-    let empty = std::env::temp_dir().join("vigil-bench-empty-procfs");
-    let _ = std::fs::create_dir_all(&empty);
-    Enricher::new(StateConfig {
-        proc_root: empty.clone(),
-        cgroup_root: empty,
-        max_processes: NonZeroUsize::new(65536).unwrap_or(NonZeroUsize::MIN),
-        capture_env: false,
-        runtime_roots: vigil::state::container_meta::RuntimeRoots::default(),
-    })
+    vigil::testing::detached_enricher()
 }
 
 fn bench(c: &mut Criterion) {

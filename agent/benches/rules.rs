@@ -1,11 +1,11 @@
 //! Rule evaluation cost: events/s through the official Falco stable ruleset on a realistic
 //! mix, and proof that rules which cannot match an event type cost that event nothing.
 
-use std::{hint::black_box, num::NonZeroUsize, path::PathBuf};
+use std::{hint::black_box, path::PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil::{
-    enrich::{Enriched, Enricher, StateConfig},
+    enrich::Enriched,
     events::{
         decode::decode,
         synth::{self, RecordBuilder},
@@ -20,31 +20,12 @@ use vigil::{
 const AT_FDCWD: u64 = -100i64 as u64;
 
 fn falco_rules() -> PathBuf {
-    let dir = std::env::var_os("VIGIL_FALCO_RULES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco-rules")
-        });
-    let file = dir.join("falco_rules.yaml");
-    assert!(
-        file.is_file(),
-        "official Falco rules missing at {}",
-        file.display()
-    );
-    file
+    vigil::testing::falco_rules_dir().join("falco_rules.yaml")
 }
 
 /// Enriched events of a busy host: mostly file opens and closes, some network, a few execs.
 fn events() -> Vec<Enriched> {
-    let empty = std::env::temp_dir().join("vigil-bench-rules-procfs");
-    let _ = std::fs::create_dir_all(&empty);
-    let mut enricher = Enricher::new(StateConfig {
-        proc_root: empty.clone(),
-        cgroup_root: empty,
-        max_processes: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
-        capture_env: false,
-        runtime_roots: Default::default(),
-    });
+    let mut enricher = vigil::testing::detached_enricher();
     let mut records = Vec::new();
     for p in 0..20u32 {
         let pid = 1000 + p;

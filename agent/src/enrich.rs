@@ -415,15 +415,7 @@ mod tests {
     };
 
     fn enricher() -> Enricher {
-        let empty = std::env::temp_dir().join("vigil-enrich-empty-procfs");
-        let _ = std::fs::create_dir_all(&empty);
-        Enricher::new(StateConfig {
-            proc_root: empty.clone(),
-            cgroup_root: empty,
-            max_processes: NonZeroUsize::new(1024).unwrap(),
-            capture_env: false,
-            runtime_roots: RuntimeRoots::default(),
-        })
+        crate::testing::detached_enricher()
     }
 
     fn run(enricher: &mut Enricher, record: RecordBuilder) -> Enriched {

@@ -16,3 +16,5 @@ pub mod probes;
 pub mod rules;
 pub mod server;
 pub mod state;
+#[doc(hidden)]
+pub mod testing;

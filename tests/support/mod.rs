@@ -155,20 +155,7 @@ pub fn cgroup2_root() -> PathBuf {
     vigil::host::mounts::cgroup2_mount().expect("cgroup v2 mounted")
 }
 
-/// The official Falco rules files; fails loudly when they are absent.
-pub fn falco_rules_dir() -> PathBuf {
-    let dir = std::env::var_os("VIGIL_FALCO_RULES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco-rules")
-        });
-    assert!(
-        dir.join("falco_rules.yaml").is_file(),
-        "the official Falco rules are missing: looked in {} (set VIGIL_FALCO_RULES_DIR)",
-        dir.display()
-    );
-    dir
-}
+pub use vigil::testing::falco_rules_dir;
 
 /// A cgroup named like a docker container's scope, to run processes "in a container".
 pub struct FakeContainer {

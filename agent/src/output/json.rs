@@ -186,15 +186,7 @@ mod tests {
     #[test]
     fn round_trips_through_json() {
         use crate::events::{decode::decode, synth::RecordBuilder, syscalls::Syscall};
-        let empty = std::env::temp_dir().join("vigil-json-empty-procfs");
-        let _ = std::fs::create_dir_all(&empty);
-        let mut enricher = crate::enrich::Enricher::new(crate::enrich::StateConfig {
-            proc_root: empty.clone(),
-            cgroup_root: empty,
-            max_processes: std::num::NonZeroUsize::MIN.saturating_add(9),
-            capture_env: false,
-            runtime_roots: Default::default(),
-        });
+        let mut enricher = crate::testing::detached_enricher();
         let record = RecordBuilder::new(Syscall::Openat, 9, 3)
             .arg(0, -100i64 as u64)
             .string(0, "/etc/passwd")

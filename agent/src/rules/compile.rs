@@ -380,23 +380,13 @@ fn str_test(op: Op, values: &[ast::Value], pos: Pos) -> Result<StrTest, CompileE
 mod tests {
     use super::*;
     use crate::{
-        enrich::{Enriched, Enricher, StateConfig},
+        enrich::Enriched,
         events::{decode::decode, synth::RecordBuilder, syscalls::Syscall},
         rules::condition::parser::parse,
-        state::container_meta::RuntimeRoots,
     };
 
     fn event(record: RecordBuilder) -> Enriched {
-        let empty = std::env::temp_dir().join("vigil-compile-empty-procfs");
-        let _ = std::fs::create_dir_all(&empty);
-        let mut enricher = Enricher::new(StateConfig {
-            proc_root: empty.clone(),
-            cgroup_root: empty,
-            max_processes: std::num::NonZeroUsize::MIN.saturating_add(99),
-            capture_env: false,
-            runtime_roots: RuntimeRoots::default(),
-        });
-        enricher.enrich(decode(&record.build()).unwrap())
+        crate::testing::detached_enricher().enrich(decode(&record.build()).unwrap())
     }
 
     fn open_shadow() -> Enriched {

@@ -354,20 +354,7 @@ fn read_error(file: &Path, error: &std::io::Error) -> Diagnostic {
 mod tests {
     use super::*;
 
-    /// The official Falco rules files; the tests fail loudly when they are absent.
-    pub(crate) fn falco_rules_dir() -> PathBuf {
-        let dir = std::env::var_os("VIGIL_FALCO_RULES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco-rules")
-            });
-        assert!(
-            dir.join("falco_rules.yaml").is_file(),
-            "the official Falco rules are missing: looked in {} (set VIGIL_FALCO_RULES_DIR)",
-            dir.display()
-        );
-        dir
-    }
+    use crate::testing::falco_rules_dir;
 
     /// Rules of the official files that need a field Vigil does not supply yet. Anything else
     /// failing to compile is a regression.
