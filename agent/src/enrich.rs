@@ -178,6 +178,11 @@ fn apply_exec(
     capture_env: bool,
 ) {
     let fresh = crate::state::procfs::read_process(proc_root, pid).ok();
+    // Executing an fd (fexecve, execveat with AT_EMPTY_PATH) names it /dev/fd/N or
+    // /proc/self/fd/N: the fd table knows what it is even when /proc is already gone.
+    let executed_fd = fd_in_path(filename)
+        .and_then(|fd| entry.fds.get(fd))
+        .map(|info| (info.kind, info.name.clone()));
     let info = entry.info_mut();
     match fresh {
         Some(snapshot) => {
@@ -187,6 +192,12 @@ fn apply_exec(
             info.caps.inheritable = snapshot.cap_inheritable;
             info.euid = snapshot.euid;
             info.egid = snapshot.egid;
+            // A login or `docker exec -t` may have given the process a terminal or session
+            // since we first saw it.
+            info.tty = snapshot.tty;
+            info.sid = snapshot.sid;
+            info.pgid = snapshot.pgid;
+            info.loginuid = snapshot.loginuid;
             if let Some(cwd) = snapshot.cwd {
                 info.cwd = cwd;
             }
@@ -197,14 +208,28 @@ fn apply_exec(
                 info.args = argv.collect();
             }
         }
-        None => info.exepath = paths::resolve(&info.cwd, filename),
+        None => match &executed_fd {
+            Some((FdType::Memfd, name)) => {
+                info.exepath = format!("/{} (deleted)", name);
+            }
+            Some((_, name)) if name.starts_with('/') => info.exepath.clone_from(name),
+            _ => info.exepath = paths::resolve(&info.cwd, filename),
+        },
     }
-    info.exe_from_memfd = info.exepath.starts_with("/memfd:");
+    info.exe_from_memfd =
+        info.exepath.starts_with("/memfd:") || matches!(executed_fd, Some((FdType::Memfd, _)));
     info.exe_ctime_ns = None;
     info.exe_mtime_ns = None;
     info.env = Default::default();
     crate::state::process::attach_exe_details(info, proc_root, capture_env);
     entry.fds.close_on_exec();
+}
+
+/// The fd number in `/dev/fd/N` or `/proc/self/fd/N`.
+fn fd_in_path(path: &str) -> Option<i32> {
+    path.strip_prefix("/dev/fd/")
+        .or_else(|| path.strip_prefix("/proc/self/fd/"))
+        .and_then(|n| n.parse().ok())
 }
 
 /// Updates the fd table and process facts for a completed syscall; returns the event's fd.
@@ -496,6 +521,27 @@ mod tests {
             FdType::Unknown,
             "a closed fd is forgotten"
         );
+    }
+
+    #[test]
+    fn exec_of_a_memfd_is_fileless_even_when_proc_is_gone() {
+        let mut e = enricher();
+        run(
+            &mut e,
+            RecordBuilder::new(Syscall::MemfdCreate, 90, 4).string(0, "payload"),
+        );
+        let exec = e.enrich(
+            decode(&crate::events::synth::exec(
+                90,
+                "payload",
+                "/proc/self/fd/4",
+            ))
+            .unwrap(),
+        );
+        assert!(exec.process.exe_from_memfd);
+        assert_eq!(exec.process.exepath, "/memfd:payload (deleted)");
+        assert_eq!(fd_in_path("/dev/fd/7"), Some(7));
+        assert_eq!(fd_in_path("/usr/bin/true"), None);
     }
 
     #[test]

@@ -57,6 +57,7 @@ const MAX_STATE_FILE_BYTES: u64 = 16 << 20;
 
 /// A mount of a container, as Falco's `container.mounts` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Mount {
     /// Host path (or volume path) mounted into the container.
     pub source: String,
@@ -76,6 +77,7 @@ pub struct Mount {
 /// What the runtime knows about a container, for Falco's `container.*` and
 /// `k8s.*` fields. Anything the runtime's files do not say is `None`/empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ContainerMeta {
     /// Container name (`container.name`): Docker's name without the leading
     /// `/`, or the Kubernetes container name (the pod name for a pod's

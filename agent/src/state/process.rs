@@ -32,6 +32,7 @@ pub struct Capabilities {
 /// Everything known about one process. Shared with events as an `Arc` snapshot; updates copy on
 /// write, so an event keeps describing the process as it was when the event happened.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ProcessInfo {
     /// Process id.
     pub pid: u32,
