@@ -4,51 +4,20 @@
 //! container metadata comes from a fake docker state directory.
 
 use std::{
-    collections::{BTreeSet, HashSet},
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
+    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 
-use vigil::{
-    events::EventKind,
-    rules::{
-        alert::Alert,
-        engine::{Ruleset, Selection},
-    },
-    state::container_meta::RuntimeRoots,
+use vigil::rules::{
+    alert::Alert,
+    engine::{Ruleset, Selection},
 };
-use vigil_integration_tests::{FakeContainer, Harness, falco_rules_dir};
+use vigil_integration_tests::{
+    FakeContainer, Harness, Scratch, alerts_of_script, assert_exactly, falco_rules_dir,
+};
 
 const PYTHON: &str = "/usr/bin/python3";
-
-/// A scratch directory removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("vigil-rules-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// A copy of `binary` named `name`, so the process it runs has that name.
-    fn renamed(&self, binary: &str, name: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::copy(binary, &path).expect("copy binary");
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Writes docker's state files for a container, as the runtime would.
 fn fake_docker_state(root: &Path, id: &str, privileged: bool) {
@@ -66,8 +35,8 @@ fn fake_docker_state(root: &Path, id: &str, privileged: bool) {
     std::fs::write(dir.join("hostconfig.json"), host.to_string()).expect("hostconfig.json");
 }
 
-/// Runs `script` under /bin/sh with the probes attached and the stable rules loaded, and returns
-/// the alerts raised by events of the script's process tree.
+/// Runs `script` with the probes attached and the stable rules loaded; returns the alerts of
+/// the script's process tree.
 async fn alerts_for(script: &str, docker_root: Option<&Path>) -> Vec<Alert> {
     let (ruleset, report) = Ruleset::load(
         &[falco_rules_dir().join("falco_rules.yaml")],
@@ -78,74 +47,7 @@ async fn alerts_for(script: &str, docker_root: Option<&Path>) -> Vec<Alert> {
         "stable rules compiled: {}",
         report.rules
     );
-    let roots = docker_root.map(|root| RuntimeRoots {
-        docker: root.to_path_buf(),
-        containerd_state: root.join("no-containerd"),
-        containers_storage: Vec::new(),
-    });
-    let mut harness = Harness::start_with(|config| {
-        if let Some(roots) = roots {
-            config.state.runtime_roots = roots;
-        }
-    })
-    .await;
-
-    let child = Command::new("/bin/sh")
-        .args(["-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the behaviour");
-    let root = child.id();
-    let waiter = std::thread::spawn(move || {
-        let mut child = child;
-        child.wait()
-    });
-
-    let mut tree: HashSet<u32> = [root].into();
-    let mut alerts = Vec::new();
-    let mut done_at: Option<Instant> = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
-            break;
-        }
-        let Some(event) = harness.next_event(Duration::from_millis(100)).await else {
-            continue;
-        };
-        let pid = event.event.task.pid;
-        if let EventKind::Fork { child_pid, .. } = event.event.kind
-            && tree.contains(&pid)
-        {
-            tree.insert(child_pid);
-        }
-        if !tree.contains(&pid) {
-            continue;
-        }
-        if pid == root && matches!(event.event.kind, EventKind::Exit) {
-            done_at = Some(Instant::now());
-        }
-        ruleset.evaluate(&event, &mut alerts);
-    }
-    waiter.join().expect("waiter").expect("behaviour ran");
-    assert!(done_at.is_some(), "the behaviour's exit was never seen");
-    assert_eq!(harness.metrics.kernel_drops_total(), 0);
-    harness.stop().await;
-    alerts
-}
-
-fn fired(alerts: &[Alert]) -> BTreeSet<&str> {
-    alerts.iter().map(|a| a.rule.as_ref()).collect()
-}
-
-fn assert_exactly(alerts: &[Alert], rule: &str) -> Alert {
-    let rules = fired(alerts);
-    assert_eq!(rules, BTreeSet::from([rule]), "rules fired: {alerts:#?}");
-    alerts
-        .iter()
-        .find(|a| a.rule.as_ref() == rule)
-        .cloned()
-        .expect("alert")
+    alerts_of_script(&ruleset, script, docker_root).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

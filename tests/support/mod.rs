@@ -191,3 +191,118 @@ impl Drop for FakeContainer {
         let _ = std::fs::remove_dir(&self.slice);
     }
 }
+
+/// A scratch directory removed at the end of the test.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A fresh directory under the temp dir.
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("vigil-rules-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// A copy of `binary` named `name`, so the process it runs has that name.
+    pub fn renamed(&self, binary: &str, name: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::copy(binary, &path).expect("copy binary");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `script` under /bin/sh with the probes attached, evaluates `ruleset` on the events of
+/// the script's process tree, and returns the alerts. `docker_root` points container metadata
+/// at a fake docker state directory.
+pub async fn alerts_of_script(
+    ruleset: &vigil::rules::engine::Ruleset,
+    script: &str,
+    docker_root: Option<&std::path::Path>,
+) -> Vec<vigil::rules::alert::Alert> {
+    use std::collections::HashSet;
+    use std::process::{Command, Stdio};
+
+    let roots = docker_root.map(|root| vigil::state::container_meta::RuntimeRoots {
+        docker: root.to_path_buf(),
+        containerd_state: root.join("no-containerd"),
+        containers_storage: Vec::new(),
+    });
+    let mut harness = Harness::start_with(|config| {
+        if let Some(roots) = roots {
+            config.state.runtime_roots = roots;
+        }
+    })
+    .await;
+
+    let child = Command::new("/bin/sh")
+        .args(["-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the behaviour");
+    let root = child.id();
+    let waiter = std::thread::spawn(move || {
+        let mut child = child;
+        child.wait()
+    });
+
+    let mut tree: HashSet<u32> = [root].into();
+    let mut alerts = Vec::new();
+    let mut done_at: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+            break;
+        }
+        let Some(event) = harness.next_event(Duration::from_millis(100)).await else {
+            continue;
+        };
+        let pid = event.event.task.pid;
+        if let EventKind::Fork { child_pid, .. } = event.event.kind
+            && tree.contains(&pid)
+        {
+            tree.insert(child_pid);
+        }
+        if !tree.contains(&pid) {
+            continue;
+        }
+        if pid == root && matches!(event.event.kind, EventKind::Exit) {
+            done_at = Some(Instant::now());
+        }
+        ruleset.evaluate(&event, &mut alerts);
+    }
+    waiter.join().expect("waiter").expect("behaviour ran");
+    assert!(done_at.is_some(), "the behaviour's exit was never seen");
+    assert_eq!(harness.metrics.kernel_drops_total(), 0);
+    harness.stop().await;
+    alerts
+}
+
+/// Asserts that `rule`, and no other rule, fired; returns its first alert.
+pub fn assert_exactly(
+    alerts: &[vigil::rules::alert::Alert],
+    rule: &str,
+) -> vigil::rules::alert::Alert {
+    let fired: std::collections::BTreeSet<&str> = alerts.iter().map(|a| a.rule.as_ref()).collect();
+    assert_eq!(
+        fired,
+        std::collections::BTreeSet::from([rule]),
+        "rules fired: {alerts:#?}"
+    );
+    alerts
+        .iter()
+        .find(|a| a.rule.as_ref() == rule)
+        .cloned()
+        .expect("alert")
+}
