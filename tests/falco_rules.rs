@@ -330,3 +330,80 @@ async fn server_names_come_from_the_names_rules_mention() {
     );
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_shell_untrusted() {
+    let scratch = Scratch::new("nginx-shell");
+    // A shell binary named like a web server plays the server that spawns a shell.
+    let nginx = scratch.renamed("/bin/dash", "nginx");
+    let alerts = alerts_for(
+        &format!("exec {} -c 'sh -c true; true'", nginx.display()),
+        None,
+    )
+    .await;
+    let alert = assert_exactly(&alerts, "Run shell untrusted");
+    assert_eq!(alert.output_fields["proc.name"], "sh");
+    assert_eq!(alert.output_fields["proc.pname"], "nginx");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_user_interactive() {
+    let scratch = Scratch::new("sshd-daemon");
+    // An ancestor named sshd makes the session interactive; the command runs as `daemon`.
+    let sshd = scratch.renamed("/bin/dash", "sshd");
+    let script = format!(
+        "exec {} -c 'setpriv --reuid=daemon --regid=daemon --clear-groups /bin/true; true'",
+        sshd.display()
+    );
+    let alerts = alerts_for(&script, None).await;
+    let alert = assert_exactly(&alerts, "System user interactive");
+    assert_eq!(alert.output_fields["user.name"], "daemon");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_sensitive_file_trusted_after_startup() {
+    let scratch = Scratch::new("nginx-shadow");
+    let nginx = scratch.renamed("/bin/dash", "nginx");
+    // A server process older than 5 s opens /etc/shadow itself (the shell's redirection).
+    let alerts = alerts_for(
+        &format!(
+            "exec {} -c 'sleep 6; read line < /etc/shadow; true'",
+            nginx.display()
+        ),
+        None,
+    )
+    .await;
+    // A web server is not in the untrusted rule's allow list either: Falco raises both.
+    let fired: std::collections::BTreeSet<&str> = alerts.iter().map(|a| a.rule.as_ref()).collect();
+    assert_eq!(
+        fired,
+        std::collections::BTreeSet::from([
+            "Read sensitive file trusted after startup",
+            "Read sensitive file untrusted"
+        ]),
+        "{alerts:#?}"
+    );
+    let alert = alerts
+        .iter()
+        .find(|a| a.rule.as_ref() == "Read sensitive file trusted after startup")
+        .expect("alert");
+    assert_eq!(alert.output_fields["fd.name"], "/etc/shadow");
+    assert_eq!(alert.output_fields["proc.name"], "nginx");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_shell_in_container() {
+    let scratch = Scratch::new("runc-tty");
+    // `script` allocates a terminal; named runc, it plays the container runtime that starts
+    // the shell.
+    let runc = scratch.renamed("/usr/bin/script", "runc");
+    let container = FakeContainer::new(0x5ac7);
+    let script = container.wrap(&format!(
+        "SHELL=/bin/sh exec {} -qec 'sleep 0.5; true' /dev/null",
+        runc.display()
+    ));
+    let alerts = alerts_for(&script, None).await;
+    let alert = assert_exactly(&alerts, "Terminal shell in container");
+    assert_eq!(alert.output_fields["proc.name"], "sh");
+    assert_ne!(alert.output_fields["proc.tty"], 0);
+}
