@@ -407,3 +407,65 @@ async fn terminal_shell_in_container() {
     assert_eq!(alert.output_fields["proc.name"], "sh");
     assert_ne!(alert.output_fields["proc.tty"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_process_class_file_download() {
+    use std::io::Write as _;
+    use vigil::events::syscalls::Syscall;
+    use vigil_integration_tests::alerts_of_script_with;
+
+    // The rule ships disabled; switch it on the way `vigil run --enable-rule` does.
+    let (ruleset, report) = Ruleset::load(
+        &[falco_rules_dir().join("falco-sandbox_rules.yaml")],
+        &Selection {
+            enabled_rules: vec!["Java Process Class File Download".into()],
+            ..Selection::default()
+        },
+    );
+    assert!(report.ok(), "{:?}", report.errors);
+    assert!(ruleset.uses_field("evt.buffer"));
+    // A server that hands out something starting like a Java class file.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("non-blocking");
+    let server = std::thread::spawn(move || {
+        // Bounded: a client that never comes must not hang the test.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.write_all(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 0x34]);
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    // argv[0] "java" plays the JVM; Python's recvfrom is the recvfrom syscall.
+    let scratch = Scratch::new("java");
+    let client = scratch.path("client.py");
+    std::fs::write(
+        &client,
+        format!(
+            "import os, socket, sys\n\
+             if 'VIGIL_AS_JAVA' not in os.environ:\n\
+             \x20   os.environ['VIGIL_AS_JAVA'] = '1'\n\
+             \x20   os.execv(sys.executable, ['java', __file__])\n\
+             s = socket.create_connection(('127.0.0.1', {port}))\n\
+             s.recvfrom(64)\n"
+        ),
+    )
+    .expect("client script");
+    let script = format!("exec {PYTHON} {}", client.display());
+    let alerts = alerts_of_script_with(&ruleset, &script, |config| {
+        config.probes.capture_buffers = ruleset.uses_field("evt.buffer");
+        config.probes.syscalls.push(Syscall::Recvfrom);
+    })
+    .await;
+    server.join().expect("server");
+    let alert = alerts
+        .iter()
+        .find(|a| a.rule.as_ref() == "Java Process Class File Download")
+        .unwrap_or_else(|| panic!("rule did not fire: {alerts:#?}"));
+    assert_eq!(alert.priority, "Critical");
+}

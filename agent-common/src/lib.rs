@@ -17,6 +17,8 @@ pub const STR_SLOTS: usize = 3;
 pub const ARGV_MAX_ARGS: usize = 64;
 /// Most bytes of argv (NUL-separated) captured for an exec.
 pub const ARGV_MAX_BYTES: usize = 4096;
+/// Most bytes of an I/O buffer captured (Falco's default snaplen).
+pub const BUF_MAX: usize = 80;
 /// Most bytes of a socket address captured (`sockaddr_un` is 110).
 pub const SOCKADDR_MAX: usize = 128;
 /// Bytes of variable data that may follow a record's fixed part.
@@ -98,7 +100,7 @@ pub struct RecordHeader {
 }
 
 /// A completed syscall. Followed by `str_len[0..3]` bytes of strings, then `argv_len` bytes of
-/// NUL-separated argv, in that order and without padding.
+/// NUL-separated argv, then `buf_len` bytes of I/O buffer, in that order and without padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SyscallRecord {
@@ -119,8 +121,10 @@ pub struct SyscallRecord {
     pub argc: u16,
     /// Length of the socket address in `sockaddr`.
     pub sockaddr_len: u16,
+    /// Length of the I/O buffer captured after argv (at most [`BUF_MAX`]).
+    pub buf_len: u16,
     /// Reserved, zero.
-    pub reserved: [u16; 2],
+    pub reserved: u16,
     /// The socket address, as the kernel or the caller laid it out.
     pub sockaddr: [u8; SOCKADDR_MAX],
 }
@@ -208,8 +212,11 @@ pub struct SyscallRecipe {
     pub argv_arg: u8,
     /// Arguments holding user strings, one per slot.
     pub str_args: [u8; STR_SLOTS],
+    /// Argument pointing to an I/O buffer whose first bytes (up to the return value and
+    /// [`BUF_MAX`]) are captured.
+    pub buf_arg: u8,
     /// Reserved, zero.
-    pub reserved: [u8; 5],
+    pub reserved: [u8; 4],
 }
 
 /// Offsets of tracepoint fields the programs read, taken from tracefs `format` files at load
@@ -287,6 +294,7 @@ pub const SCRATCH_SIZE: usize = core::mem::size_of::<SyscallRecord>() + DATA_CAP
 
 // Per-CPU map values are limited to 32 KiB by the kernel.
 const _: () = assert!(SCRATCH_SIZE <= 32 * 1024);
+const _: () = assert!(3 * (STR_MAX - 1) + BUF_MAX <= DATA_CAP);
 
 /// The per-CPU assembly buffer's value type.
 #[repr(C, align(8))]

@@ -10,10 +10,10 @@
 use core::{ffi::c_void, mem::size_of, ptr::addr_of_mut};
 
 use agent_common::{
-    ARGV_MAX_ARGS, ARGV_MAX_BYTES, DATA_CAP, ExecCapture, ExecRecord, ExitRecord, ForkRecord,
-    MAX_SYSCALL_NR, NO_FIELD, PendingCall, ProbeConfig, RecordHeader, RecordKind, SCRATCH_SIZE,
-    SOCKADDR_MAX, STR_MAX, STR_SLOTS, Scratch, SyscallRecipe, SyscallRecord, drop_reason,
-    recipe_flags, record_flags, sockaddr_mode,
+    ARGV_MAX_ARGS, ARGV_MAX_BYTES, BUF_MAX, DATA_CAP, ExecCapture, ExecRecord, ExitRecord,
+    ForkRecord, MAX_SYSCALL_NR, NO_FIELD, PendingCall, ProbeConfig, RecordHeader, RecordKind,
+    SCRATCH_SIZE, SOCKADDR_MAX, STR_MAX, STR_SLOTS, Scratch, SyscallRecipe, SyscallRecord,
+    drop_reason, recipe_flags, record_flags, sockaddr_mode,
 };
 use aya_ebpf::{
     EbpfContext,
@@ -296,7 +296,8 @@ unsafe fn on_sys_exit(ctx: &TracePointContext) {
         (*record).argv_len = 0;
         (*record).argc = 0;
         (*record).sockaddr_len = 0;
-        (*record).reserved = [0; 2];
+        (*record).buf_len = 0;
+        (*record).reserved = 0;
         let data = scratch.cast::<u8>().add(size_of::<SyscallRecord>());
         let mut flags = 0u8;
         let used = if recipe.flags & recipe_flags::EXEC != 0 {
@@ -305,6 +306,7 @@ unsafe fn on_sys_exit(ctx: &TracePointContext) {
             read_strings(&recipe, &call.args, record, data, &mut flags)
         };
         read_sockaddr(&recipe, &call.args, ret, record, &mut flags);
+        let used = used + read_buffer(&recipe, &call.args, ret, record, data, used, &mut flags);
         (*record).header.flags = flags;
 
         let total = size_of::<SyscallRecord>() + used;
@@ -342,6 +344,44 @@ unsafe fn read_strings(
         used = offset + len;
     }
     used
+}
+
+/// Copies the first bytes an I/O call transferred (its return value says how many) after the
+/// strings; returns the bytes used.
+#[inline(always)]
+unsafe fn read_buffer(
+    recipe: &SyscallRecipe,
+    args: &[u64; 6],
+    ret: i64,
+    record: *mut SyscallRecord,
+    data: *mut u8,
+    used: usize,
+    flags: &mut u8,
+) -> usize {
+    let Some(buffer) = pick(args, recipe.buf_arg) else {
+        return 0;
+    };
+    if buffer == 0 || ret <= 0 || used > DATA_CAP - BUF_MAX {
+        return 0;
+    }
+    let len = if ret as u64 > BUF_MAX as u64 {
+        BUF_MAX
+    } else {
+        ret as usize
+    };
+    // The mask restates the bound for the verifier.
+    let len = len & (2 * BUF_MAX - 1);
+    if len > BUF_MAX {
+        return 0;
+    }
+    unsafe {
+        if bpf_probe_read_user(data.add(used).cast(), len as u32, buffer as *const c_void) != 0 {
+            *flags |= record_flags::USER_READ_FAILED;
+            return 0;
+        }
+        (*record).buf_len = len as u16;
+    }
+    len
 }
 
 /// Moves the exec capture taken at entry into the record; returns the bytes used.

@@ -230,20 +230,29 @@ pub async fn alerts_of_script(
     script: &str,
     docker_root: Option<&std::path::Path>,
 ) -> Vec<vigil::rules::alert::Alert> {
-    use std::collections::HashSet;
-    use std::process::{Command, Stdio};
-
     let roots = docker_root.map(|root| vigil::state::container_meta::RuntimeRoots {
         docker: root.to_path_buf(),
         containerd_state: root.join("no-containerd"),
         containers_storage: Vec::new(),
     });
-    let mut harness = Harness::start_with(|config| {
+    alerts_of_script_with(ruleset, script, |config| {
         if let Some(roots) = roots {
             config.state.runtime_roots = roots;
         }
     })
-    .await;
+    .await
+}
+
+/// Like [`alerts_of_script`], with the pipeline configured by `adjust`.
+pub async fn alerts_of_script_with(
+    ruleset: &vigil::rules::engine::Ruleset,
+    script: &str,
+    adjust: impl FnOnce(&mut PipelineConfig),
+) -> Vec<vigil::rules::alert::Alert> {
+    use std::collections::HashSet;
+    use std::process::{Command, Stdio};
+
+    let mut harness = Harness::start_with(adjust).await;
 
     let child = Command::new("/bin/sh")
         .args(["-c", script])

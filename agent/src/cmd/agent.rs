@@ -15,6 +15,7 @@ use tokio::{
 };
 use vigil::{
     enrich::Enriched,
+    events::syscalls::{self, Syscall},
     metrics::Metrics,
     output,
     pipeline::{Pipeline, PipelineConfig},
@@ -39,10 +40,27 @@ pub struct AgentArgs {
     pub include_self: bool,
 }
 
+/// What the kernel side and the state capture beyond the defaults.
+struct TracingOptions {
+    capture_env: bool,
+    capture_buffers: bool,
+    syscalls: Vec<Syscall>,
+}
+
+impl Default for TracingOptions {
+    fn default() -> Self {
+        TracingOptions {
+            capture_env: false,
+            capture_buffers: false,
+            syscalls: syscalls::default_interest().collect(),
+        }
+    }
+}
+
 /// `vigil trace`: every event on stdout.
 pub async fn trace(args: AgentArgs, json: bool) -> Result<()> {
     let mut stdout = io::BufWriter::new(io::stdout().lock());
-    run_agent(args, false, move |event, more, _| {
+    run_agent(args, TracingOptions::default(), move |event, more, _| {
         if json {
             serde_json::to_writer(&mut stdout, &output::json::to_json(event))?;
             stdout.write_all(b"\n")?;
@@ -60,10 +78,25 @@ pub async fn trace(args: AgentArgs, json: bool) -> Result<()> {
 /// `vigil run`: every event through the rules, alerts on stdout in Falco's JSON format.
 pub async fn run(args: AgentArgs, ruleset: Ruleset) -> Result<()> {
     let capture_env = ruleset.uses_field("proc.env");
+    let capture_buffers = ruleset.uses_field("evt.buffer");
+    // Opt-in syscalls are traced only when a rule can match them.
+    let mut syscalls: Vec<Syscall> = syscalls::default_interest().collect();
+    let needed: Vec<&str> = ruleset.event_types().collect();
+    syscalls.extend(
+        syscalls::OPT_IN
+            .iter()
+            .copied()
+            .filter(|s| needed.contains(&syscalls::spec(*s).name)),
+    );
+    let tracing_options = TracingOptions {
+        capture_env,
+        capture_buffers,
+        syscalls,
+    };
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     let mut alerts = Vec::new();
     let rules_loaded = ruleset.len();
-    run_agent(args, capture_env, move |event, more, metrics| {
+    run_agent(args, tracing_options, move |event, more, metrics| {
         metrics.rules_loaded.set(rules_loaded as i64);
         alerts.clear();
         ruleset.evaluate(event, &mut alerts);
@@ -84,7 +117,7 @@ pub async fn run(args: AgentArgs, ruleset: Ruleset) -> Result<()> {
 /// ready right now), and stops cleanly on SIGINT or SIGTERM.
 async fn run_agent(
     args: AgentArgs,
-    capture_env: bool,
+    options: TracingOptions,
     mut consume: impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
@@ -101,7 +134,9 @@ async fn run_agent(
         .context("inspecting the host (cgroup v2, procfs)")?;
     config.probes.ring_buffer_bytes = args.ring_buffer_bytes;
     config.probes.ignore_self = !args.include_self;
-    config.state.capture_env = capture_env;
+    config.state.capture_env = options.capture_env;
+    config.probes.capture_buffers = options.capture_buffers;
+    config.probes.syscalls = options.syscalls;
     let mut pipeline = Pipeline::start(config, Arc::clone(&metrics))
         .await
         .context("starting the eBPF probes")?;

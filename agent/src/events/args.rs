@@ -11,6 +11,17 @@ pub fn render_param(call: &SyscallEvent, param: &Param) -> String {
         ParamValue::Str(text) => text.to_string(),
         ParamValue::Argv(argv) => argv.join(" "),
         ParamValue::SockAddr(addr) => addr.map(|a| a.render()).unwrap_or_default(),
+        // Printable bytes as they are, the rest as `.`, like Falco's default buffer format.
+        ParamValue::Bytes(bytes) => bytes
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect(),
         ParamValue::Num(raw) => render_number(call, param.kind, raw),
     }
 }
@@ -39,7 +50,9 @@ fn render_number(call: &SyscallEvent, kind: Kind, raw: u64) -> String {
         Kind::FcntlCmd => render::fcntl_cmd(raw),
         Kind::BpfCmd => render::bpf_cmd(raw),
         Kind::FinitFlags => render::finit_module_flags(raw),
-        Kind::Path { .. } | Kind::Str | Kind::SockAddr | Kind::Argv => raw.to_string(),
+        Kind::Path { .. } | Kind::Str | Kind::SockAddr | Kind::Argv | Kind::Bytes => {
+            raw.to_string()
+        }
     }
 }
 

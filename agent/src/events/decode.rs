@@ -87,6 +87,7 @@ fn decode_syscall(bytes: &[u8]) -> Result<SyscallEvent, DecodeError> {
     }
     let argv_area = tail.take("argv", record.argv_len.into())?;
     let argv = split_argv(argv_area, record.argc.into());
+    let buffer = tail.take("buffer", record.buf_len.into())?.to_vec();
     let sockaddr_len = usize::from(record.sockaddr_len);
     if sockaddr_len > SOCKADDR_MAX {
         return Err(DecodeError::LengthOverflow {
@@ -106,6 +107,7 @@ fn decode_syscall(bytes: &[u8]) -> Result<SyscallEvent, DecodeError> {
         strings,
         argv,
         sockaddr,
+        buffer,
     })
 }
 
@@ -221,6 +223,28 @@ mod tests {
         let call = event.syscall().unwrap();
         assert_eq!(call.strings[0], "/bin/cat");
         assert_eq!(call.argv, vec!["cat", "/etc/hostname", ""]);
+    }
+
+    #[test]
+    fn decodes_an_io_buffer_after_the_strings() {
+        let bytes = RecordBuilder::new(Syscall::Recvfrom, 7, 4)
+            .arg(0, 3)
+            .buffer(&[0xca, 0xfe, 0xba, 0xbe])
+            .build();
+        let event = decode(&bytes).unwrap();
+        assert_eq!(
+            event.syscall().unwrap().buffer,
+            vec![0xca, 0xfe, 0xba, 0xbe]
+        );
+        let mut short = bytes.clone();
+        short.pop();
+        assert!(matches!(
+            decode(&short),
+            Err(DecodeError::LengthOverflow {
+                field: "buffer",
+                ..
+            })
+        ));
     }
 
     #[test]

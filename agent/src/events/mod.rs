@@ -36,6 +36,9 @@ pub struct Task {
 }
 
 /// What happened.
+// Nearly every event is a syscall: boxing that variant would cost an allocation per event to
+// save space only on the rare lifecycle events.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A syscall completed.
@@ -107,6 +110,9 @@ pub struct SyscallEvent {
     pub argv: Vec<String>,
     /// Captured socket address.
     pub sockaddr: Option<SockAddr>,
+    /// The first bytes of an I/O buffer, when captured.
+    #[serde(default)]
+    pub buffer: Vec<u8>,
 }
 
 /// A parameter's value, borrowed from its event.
@@ -120,6 +126,8 @@ pub enum ParamValue<'a> {
     SockAddr(Option<&'a SockAddr>),
     /// An argument vector.
     Argv(&'a [String]),
+    /// Raw bytes.
+    Bytes(&'a [u8]),
 }
 
 impl SyscallEvent {
@@ -141,6 +149,7 @@ impl SyscallEvent {
             ),
             Source::SockAddr => ParamValue::SockAddr(self.sockaddr.as_ref()),
             Source::Argv => ParamValue::Argv(&self.argv),
+            Source::Buffer => ParamValue::Bytes(&self.buffer),
         }
     }
 

@@ -115,7 +115,8 @@ impl RecordBuilder {
                 argv_len: 0,
                 argc: 0,
                 sockaddr_len: 0,
-                reserved: [0; 2],
+                buf_len: 0,
+                reserved: 0,
                 sockaddr: [0; SOCKADDR_MAX],
             },
             data: Vec::new(),
@@ -158,6 +159,13 @@ impl RecordBuilder {
         }
         self.record.argc = args.len() as u16;
         self.record.argv_len = args.iter().map(|a| a.len() + 1).sum::<usize>() as u16;
+        self
+    }
+
+    /// Appends a captured I/O buffer (after argv).
+    pub fn buffer(mut self, bytes: &[u8]) -> Self {
+        self.record.buf_len = bytes.len() as u16;
+        self.data.extend_from_slice(bytes);
         self
     }
 

@@ -63,6 +63,7 @@ pub enum Syscall {
     Clone,
     Clone3,
     Userfaultfd,
+    Recvfrom,
 }
 
 /// Where a parameter's value comes from in a syscall record.
@@ -80,6 +81,8 @@ pub enum Source {
     SockAddr,
     /// The captured argv.
     Argv,
+    /// The captured I/O buffer.
+    Buffer,
 }
 
 /// How a parameter's value is interpreted and rendered.
@@ -146,6 +149,8 @@ pub enum Kind {
     SockAddr,
     /// An argument vector.
     Argv,
+    /// Bytes transferred by an I/O call.
+    Bytes,
 }
 
 /// One named parameter of a syscall.
@@ -170,6 +175,8 @@ pub struct Capture {
     pub aux_arg: u8,
     /// Argument holding argv.
     pub argv_arg: u8,
+    /// Argument pointing to an I/O buffer (captured only when rules read `evt.buffer`).
+    pub buf_arg: u8,
     /// `recipe_flags` bits.
     pub flags: u8,
 }
@@ -183,6 +190,7 @@ impl Capture {
         sockaddr: NO_SOCKADDR,
         aux_arg: NO_ARG,
         argv_arg: NO_ARG,
+        buf_arg: NO_ARG,
         flags: 0,
     };
 
@@ -215,8 +223,9 @@ pub struct SyscallSpec {
 }
 
 impl SyscallSpec {
-    /// The recipe the kernel side needs for this syscall.
-    pub fn recipe(&self) -> SyscallRecipe {
+    /// The recipe the kernel side needs for this syscall; I/O buffers are copied only with
+    /// `capture_buffers`.
+    pub fn recipe(&self, capture_buffers: bool) -> SyscallRecipe {
         let (mode, ptr, len) = self.capture.sockaddr;
         SyscallRecipe {
             id: self.syscall as u16,
@@ -227,7 +236,12 @@ impl SyscallSpec {
             aux_arg: self.capture.aux_arg,
             argv_arg: self.capture.argv_arg,
             str_args: self.capture.str_args,
-            reserved: [0; 5],
+            buf_arg: if capture_buffers {
+                self.capture.buf_arg
+            } else {
+                NO_ARG
+            },
+            reserved: [0; 4],
         }
     }
 
@@ -796,7 +810,35 @@ pub static SYSCALLS: &[SyscallSpec] = &[
         capture: Capture::ARGS,
         params: &[FD_RES, p("flags", S::Arg(0), K::Uint)],
     },
+    SyscallSpec {
+        syscall: Syscall::Recvfrom,
+        name: "recvfrom",
+        capture: Capture {
+            sockaddr: (sockaddr_mode::PTR_AND_LEN_PTR, 4, 5),
+            buf_arg: 1,
+            ..Capture::ARGS
+        },
+        params: &[
+            RES,
+            p("data", S::Buffer, K::Bytes),
+            p("fd", S::Arg(0), K::Fd),
+            p("size", S::Arg(2), K::Uint),
+            p("addr", S::SockAddr, K::SockAddr),
+        ],
+    },
 ];
+
+/// Syscalls traced only when a loaded rule needs them: they are frequent enough that tracing
+/// them always would cost every workload.
+pub const OPT_IN: &[Syscall] = &[Syscall::Recvfrom];
+
+/// The syscalls traced by default.
+pub fn default_interest() -> impl Iterator<Item = Syscall> {
+    SYSCALLS
+        .iter()
+        .map(|spec| spec.syscall)
+        .filter(|syscall| !OPT_IN.contains(syscall))
+}
 
 /// The spec of `syscall`.
 pub fn spec(syscall: Syscall) -> &'static SyscallSpec {
@@ -874,6 +916,7 @@ pub fn arch_number(syscall: Syscall) -> Option<i64> {
         Clone => libc::SYS_clone,
         Clone3 => libc::SYS_clone3,
         Userfaultfd => libc::SYS_userfaultfd,
+        Recvfrom => libc::SYS_recvfrom,
         Open | Creat | Dup2 | Symlink | Link | Unlink | Rename | Mkdir | Rmdir | Chmod => {
             return legacy_number(syscall);
         }
@@ -967,6 +1010,7 @@ mod tests {
                     ),
                     Source::SockAddr => assert_ne!(spec.capture.sockaddr.0, sockaddr_mode::NONE),
                     Source::Argv => assert_ne!(spec.capture.argv_arg, NO_ARG),
+                    Source::Buffer => assert_ne!(spec.capture.buf_arg, NO_ARG),
                     Source::Aux(_) => assert_ne!(spec.capture.aux_arg, NO_ARG),
                     Source::Arg(n) => assert!(n < 6),
                     Source::Ret => {}
@@ -996,11 +1040,14 @@ mod tests {
 
     #[test]
     fn recipes_carry_the_capture() {
-        let recipe = spec(Syscall::Execve).recipe();
+        let recipe = spec(Syscall::Execve).recipe(false);
         assert_eq!(recipe.id, Syscall::Execve as u16);
         assert_eq!(recipe.argv_arg, 1);
         assert_ne!(recipe.flags & recipe_flags::EXEC, 0);
         assert!(!spec(Syscall::Clone).emits_records());
         assert!(spec(Syscall::Openat).emits_records());
+        assert_eq!(spec(Syscall::Recvfrom).recipe(true).buf_arg, 1);
+        assert_eq!(spec(Syscall::Recvfrom).recipe(false).buf_arg, NO_ARG);
+        assert!(!default_interest().any(|s| s == Syscall::Recvfrom));
     }
 }

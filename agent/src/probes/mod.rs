@@ -104,6 +104,10 @@ pub struct ProbeOptions {
     pub ignore_self: bool,
     /// Where tracefs is, or should be mounted.
     pub tracefs: PathBuf,
+    /// The syscalls to trace (clone and clone3 are always added).
+    pub syscalls: Vec<Syscall>,
+    /// Copy the first bytes of I/O buffers (only when a rule reads `evt.buffer`).
+    pub capture_buffers: bool,
 }
 
 impl Default for ProbeOptions {
@@ -112,6 +116,8 @@ impl Default for ProbeOptions {
             ring_buffer_bytes: 16 * 1024 * 1024,
             ignore_self: true,
             tracefs: PathBuf::from("/sys/kernel/tracing"),
+            syscalls: syscalls::default_interest().collect(),
+            capture_buffers: false,
         }
     }
 }
@@ -164,7 +170,7 @@ impl Probes {
             ebpf,
             attached: Vec::new(),
         };
-        probes.set_interest(syscalls::SYSCALLS.iter().map(|spec| spec.syscall))?;
+        probes.set_interest(options.syscalls.iter().copied(), options.capture_buffers)?;
         probes.attach_all(&tracefs)?;
         Ok(probes)
     }
@@ -213,6 +219,7 @@ impl Probes {
     pub fn set_interest(
         &mut self,
         wanted: impl IntoIterator<Item = Syscall>,
+        capture_buffers: bool,
     ) -> Result<(), ProbeError> {
         let mut recipes = vec![SyscallRecipe::default(); MAX_SYSCALL_NR as usize];
         let always = [Syscall::Clone, Syscall::Clone3];
@@ -221,7 +228,7 @@ impl Probes {
                 continue;
             };
             if let Some(slot) = usize::try_from(nr).ok().and_then(|i| recipes.get_mut(i)) {
-                *slot = syscalls::spec(syscall).recipe();
+                *slot = syscalls::spec(syscall).recipe(capture_buffers);
             }
         }
         let mut interest: Array<&mut MapData, SyscallRecipe> = Array::try_from(

@@ -448,6 +448,19 @@ mod tests {
     }
 
     #[test]
+    fn buffers_compare_as_bytes() {
+        let e = event(
+            RecordBuilder::new(Syscall::Recvfrom, 7, 8)
+                .arg(0, 3)
+                .buffer(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 0x34]),
+        );
+        assert!(check("evt.buffer bcontains cafebabe", &e));
+        assert!(check("evt.buffer bstartswith cafe", &e));
+        assert!(!check("evt.buffer bcontains deadbeef", &e));
+        assert!(!check("evt.buffer bcontains cafebabe", &open_shadow()));
+    }
+
+    #[test]
     fn sockets_compare_against_networks() {
         let e = event(
             RecordBuilder::new(Syscall::Socket, 7, 3)
@@ -474,7 +487,6 @@ mod tests {
             ),
             ("fd.name regex '('", "invalid regex pattern", 1),
             ("evt.arg.nosuch = 1", "unknown event argument", 1),
-            ("evt.buffer bcontains 00", "not supported by Vigil yet", 1),
             ("evt.is_open_read = maybe", "not a valid boolean", 20),
         ] {
             let expr = parse(condition).unwrap();

@@ -591,7 +591,17 @@ pub static FIELDS: &[FieldDef] = &[
             ))
         }
     ),
-    field!("evt.buffer", Bytes, "the data of a read or write", unsupported "Vigil never captures I/O payloads"),
+    field!(
+        "evt.buffer",
+        Bytes,
+        None,
+        "the first bytes (at most 80) an I/O call transferred; captured only while a rule reads it",
+        one | e,
+        _ | match syscall_param(e, "data")? {
+            ParamValue::Bytes(bytes) => Some(Value::Bytes(Cow::Borrowed(bytes))),
+            _ => None,
+        }
+    ),
     // proc.*
     field!(
         "proc.pid",
@@ -1334,10 +1344,7 @@ mod tests {
             lookup("proc.nosuch", None).unwrap_err(),
             FieldError::Unknown("proc.nosuch".into())
         );
-        assert!(matches!(
-            lookup("evt.buffer", None),
-            Err(FieldError::Unsupported { .. })
-        ));
+        assert!(lookup("evt.buffer", None).is_ok());
         assert!(matches!(
             lookup("proc.aname", Some("x")),
             Err(FieldError::BadArg { .. })
