@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vigil_integration_tests::{require_root, vigil_binary};
+use vigil_integration_tests::{Running, require_root, vigil_binary};
 
 const RULE: &str = "- rule: Marker file read
   desc: a test rule
@@ -130,21 +130,25 @@ fn run_prints_falco_alerts_and_replay_reproduces_them() {
     std::fs::write(&marker, "x").expect("marker");
     let recording = temp.0.join("trace.jsonl");
 
-    let mut agent = Command::new(vigil_binary())
-        .args(["run", "--metrics-addr", &free_addr(), "--rules"])
-        .arg(&rules)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vigil run");
-    let drain = wait_running(&mut agent);
-    let mut tracer = Command::new(vigil_binary())
-        .args(["trace", "--json", "--metrics-addr", &free_addr()])
-        .stdout(std::fs::File::create(&recording).expect("recording"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vigil trace");
-    let tracer_drain = wait_running(&mut tracer);
+    let mut agent = Running(
+        Command::new(vigil_binary())
+            .args(["run", "--metrics-addr", &free_addr(), "--rules"])
+            .arg(&rules)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil run"),
+    );
+    let drain = wait_running(&mut agent.0);
+    let mut tracer = Running(
+        Command::new(vigil_binary())
+            .args(["trace", "--json", "--metrics-addr", &free_addr()])
+            .stdout(std::fs::File::create(&recording).expect("recording"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil trace"),
+    );
+    let tracer_drain = wait_running(&mut tracer.0);
 
     let cat = Command::new("cat")
         .arg(&marker)
@@ -154,7 +158,7 @@ fn run_prints_falco_alerts_and_replay_reproduces_them() {
     let pid = cat.id();
     cat.wait_with_output().expect("cat ran");
 
-    let stdout = agent.stdout.take().expect("stdout");
+    let stdout = agent.0.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let line = lines.next().expect("an alert").expect("utf-8");
     let alert: serde_json::Value = serde_json::from_str(&line).expect("alert JSON");
@@ -183,12 +187,12 @@ fn run_prints_falco_alerts_and_replay_reproduces_them() {
     assert!(alert["time"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert!(alert["hostname"].as_str().is_some_and(|h| !h.is_empty()));
     std::thread::spawn(move || for _ in lines {});
-    stop(&mut agent);
+    stop(&mut agent.0);
     drop(drain);
 
     // Give the tracer a moment to write the event, then replay the recording.
     std::thread::sleep(Duration::from_millis(500));
-    stop(&mut tracer);
+    stop(&mut tracer.0);
     drop(tracer_drain);
     let replay = Command::new(vigil_binary())
         .args(["replay"])

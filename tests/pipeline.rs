@@ -9,7 +9,9 @@ use std::{
 };
 
 use vigil::state::fd::FdType;
-use vigil_integration_tests::{Harness, cgroup2_root, is_call, str_arg, type_of, vigil_binary};
+use vigil_integration_tests::{
+    Harness, Running, cgroup2_root, is_call, str_arg, type_of, vigil_binary,
+};
 
 fn run(program: &str, args: &[&str]) -> u32 {
     let mut child = Command::new(program)
@@ -181,12 +183,15 @@ async fn trace_cli_prints_json_serves_endpoints_and_stops_on_sigterm() {
         .expect("free port")
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut agent = Command::new(vigil_binary())
-        .args(["trace", "--json", "--metrics-addr", &addr])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start vigil");
+    let mut guard = Running(
+        Command::new(vigil_binary())
+            .args(["trace", "--json", "--metrics-addr", &addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start vigil"),
+    );
+    let agent = &mut guard.0;
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(&addr, "/readyz").0 != 200 {

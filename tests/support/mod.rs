@@ -315,3 +315,14 @@ pub fn assert_exactly(
         .cloned()
         .expect("alert")
 }
+
+/// A child process killed when the test ends, even by a failed assertion, so that no agent
+/// outlives its test.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -341,8 +341,9 @@ pub fn attach_exe_details(info: &mut ProcessInfo, proc_root: &Path, capture_env:
         info.exe_ctime_ns = Some(ctime);
         info.exe_mtime_ns = Some(mtime);
     }
-    info.exe_upper_layer =
-        procfs::root_overlay_upperdir(proc_root, info.pid).is_some_and(|upper| {
+    // Only containers run on an overlay root; host processes skip the mountinfo read.
+    info.exe_upper_layer = info.container.is_some()
+        && procfs::root_overlay_upperdir(proc_root, info.pid).is_some_and(|upper| {
             let relative = info.exepath.trim_start_matches('/');
             !relative.is_empty() && upper.join(relative).exists()
         });
