@@ -469,3 +469,195 @@ async fn java_process_class_file_download() {
         .unwrap_or_else(|| panic!("rule did not fire: {alerts:#?}"));
     assert_eq!(alert.priority, "Critical");
 }
+
+/// Runs a command and asserts it succeeded.
+fn sh(command: &str) {
+    let status = Command::new("/bin/sh")
+        .args(["-c", command])
+        .status()
+        .expect("run setup command");
+    assert!(status.success(), "{command} failed: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_k8s_api_server_from_container() {
+    use std::io::{BufRead as _, BufReader};
+    use vigil_integration_tests::{Running, vigil_binary};
+
+    // The agent runs in its own mount namespace whose /etc/hosts names the API server: the
+    // machine's own /etc/hosts is never touched.
+    let scratch = Scratch::new("k8s-api");
+    let hosts = scratch.path("hosts");
+    let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    text.push_str("\n127.0.0.1 kubernetes.default.svc.cluster.local\n");
+    std::fs::write(&hosts, text).expect("hosts file");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let command = format!(
+        "mount --bind {} /etc/hosts && exec {} run --metrics-addr {addr} --rules {}",
+        hosts.display(),
+        vigil_binary().display(),
+        falco_rules_dir().join("falco_rules.yaml").display()
+    );
+    let mut agent = Running(
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                &command,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the agent"),
+    );
+    let stderr = agent.0.stderr.take().expect("stderr");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("vigil is running") {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the agent started");
+    // Let the background resolver see the name.
+    std::thread::sleep(Duration::from_secs(1));
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let container = FakeContainer::new(0x5ac8);
+    sh(&container.wrap(&format!(
+        "exec /bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}'"
+    )));
+
+    let stdout = agent.0.stdout.take().expect("stdout");
+    let (alert_tx, alert_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = alert_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alert = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = alert_rx
+            .recv_timeout(left)
+            .expect("an alert for the connection");
+        let alert: serde_json::Value = serde_json::from_str(&line).expect("alert JSON");
+        if alert["rule"] == "Contact K8S API Server From Container" {
+            break alert;
+        }
+    };
+    let output = alert["output"].as_str().expect("output");
+    assert!(output.contains(&format!("127.0.0.1:{port}")), "{output}");
+}
+
+/// A network namespace at the far end of a veth pair: a test host on a documentation range
+/// (neither loopback nor RFC 1918) that this machine does not use, removed at the end of the
+/// test. Only a /30 is routed to it.
+struct TestHost {
+    namespace: String,
+    host_end: String,
+    address: &'static str,
+}
+
+impl TestHost {
+    fn new() -> TestHost {
+        // Documentation ranges (RFC 5737); one already used by this machine's own network is
+        // skipped, so the test never shadows a real route.
+        let (prefix, address) = [("198.51.100", "198.51.100.2"), ("203.0.113", "203.0.113.2")]
+            .into_iter()
+            .find(|(_, address)| {
+                Command::new("ip")
+                    .args(["route", "get", address])
+                    .output()
+                    .map(|out| {
+                        let route = String::from_utf8_lossy(&out.stdout);
+                        out.status.success() && route.contains(" via ") && !route.contains("local")
+                    })
+                    .unwrap_or(false)
+            })
+            .expect("no free documentation range for a test host on this machine");
+        let id = std::process::id() % 100_000;
+        let namespace = format!("vigil-test-{id}");
+        let (host_end, ns_end) = (format!("vgh{id}"), format!("vgn{id}"));
+        let host = TestHost {
+            namespace,
+            host_end: host_end.clone(),
+            address,
+        };
+        let namespace = &host.namespace;
+        sh(&format!(
+            "ip netns add {namespace} && \
+             ip link add {host_end} type veth peer name {ns_end} netns {namespace} && \
+             ip addr add {prefix}.1/30 dev {host_end} && ip link set {host_end} up && \
+             ip -n {namespace} addr add {address}/30 dev {ns_end} && \
+             ip -n {namespace} link set {ns_end} up && ip -n {namespace} link set lo up"
+        ));
+        host
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        // The host end first: removing it destroys the pair and the route at once, even while
+        // a process still holds the namespace open.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_end])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.namespace])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disallowed_ssh_connection_non_standard_port() {
+    use vigil_integration_tests::Running;
+
+    let host = TestHost::new();
+    let _listener = Running(
+        Command::new("ip")
+            .args(["netns", "exec", &host.namespace, PYTHON, "-c"])
+            .arg(
+                "import socket, time\n\
+                 s = socket.socket(); s.bind(('0.0.0.0', 4444)); s.listen(8)\n\
+                 time.sleep(30)",
+            )
+            .spawn()
+            .expect("listener in the test host"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let target = format!("{}:4444", host.address);
+    while std::net::TcpStream::connect(&target).is_err() {
+        assert!(Instant::now() < deadline, "the test host never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // argv[0] "ssh" plays the SSH client.
+    let scratch = Scratch::new("ssh");
+    let client = scratch.path("client.py");
+    std::fs::write(
+        &client,
+        "import os, socket, sys\n\
+         if 'VIGIL_AS_SSH' not in os.environ:\n\
+         \x20   os.environ['VIGIL_AS_SSH'] = '1'\n\
+         \x20   os.execv(sys.executable, ['ssh', __file__, sys.argv[1]])\n\
+         socket.create_connection((sys.argv[1], 4444)).close()\n",
+    )
+    .expect("client script");
+    let alerts = alerts_for(
+        &format!("exec {PYTHON} {} {}", client.display(), host.address),
+        None,
+    )
+    .await;
+    let alert = assert_exactly(&alerts, "Disallowed SSH Connection Non Standard Port");
+    assert!(alert.output.contains(host.address), "{}", alert.output);
+}
