@@ -35,6 +35,11 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     // Integration tests: `ps`, `pgrep` and friends to observe processes.
     "procps",
+    // Integration tests: Debian's /usr/bin/python3 plays programs (memfd exec, ptrace, raw
+    // sockets, a JVM, an SSH client) without extra tools.
+    "python3",
+    // Integration tests: `unshare`, `setpriv` (private mount namespaces, system users).
+    "util-linux",
 ];
 
 /// Makes sure nightly + rust-src, the Debian packages and bpf-linker are installed.
