@@ -431,7 +431,7 @@ const EVT_RAWARG: FieldDef = FieldDef {
 };
 
 macro_rules! field {
-    ($name:literal, $ty:ident, $arg:ident, $desc:literal, one $f:expr) => {
+    ($name:literal, $ty:ident, $arg:ident, $desc:literal, one($f:expr)) => {
         FieldDef {
             name: $name,
             ty: FieldType::$ty,
@@ -440,7 +440,7 @@ macro_rules! field {
             getter: Getter::One($f),
         }
     };
-    ($name:literal, $ty:ident, $arg:ident, $desc:literal, any $f:expr) => {
+    ($name:literal, $ty:ident, $arg:ident, $desc:literal, any($f:expr)) => {
         FieldDef {
             name: $name,
             ty: FieldType::$ty,
@@ -482,105 +482,98 @@ pub static FIELDS: &[FieldDef] = &[
         Str,
         None,
         "event type: the syscall name, or procfork/procexec/procexit",
-        one | e,
-        _ | s(e.event.type_name())
+        one(|e, _| s(e.event.type_name()))
     ),
     field!(
         "evt.num",
         Int,
         None,
         "event sequence number",
-        one | e,
-        _ | int(e.num as i64)
+        one(|e, _| int(e.num as i64))
     ),
     field!(
         "evt.time",
         Str,
         None,
         "event time, HH:MM:SS.nnnnnnnnn (UTC)",
-        one | e,
-        _ | owned(crate::rules::output::clock_time(e.time_ns))
+        one(|e, _| owned(crate::rules::output::clock_time(e.time_ns)))
     ),
     field!(
         "evt.time.iso8601",
         Str,
         None,
         "event time, RFC 3339 with nanoseconds",
-        one | e,
-        _ | owned(crate::output::json::rfc3339(e.time_ns))
+        one(|e, _| owned(crate::output::json::rfc3339(e.time_ns)))
     ),
     field!(
         "evt.rawtime",
         Int,
         None,
         "event time, ns since the epoch",
-        one | e,
-        _ | int(e.time_ns)
+        one(|e, _| int(e.time_ns))
     ),
     field!(
         "evt.dir",
         Str,
         None,
         "event direction: always < (Vigil reports completed calls)",
-        one | _,
-        _ | s("<")
+        one(|_, _| s("<"))
     ),
     field!(
         "evt.res",
         Str,
         None,
         "SUCCESS or the errno name",
-        one | e,
-        _ | owned(render::render_res(e.event.syscall()?.ret))
+        one(|e, _| owned(render::render_res(e.event.syscall()?.ret)))
     ),
     field!(
         "evt.rawres",
         Int,
         None,
         "the raw return value",
-        one | e,
-        _ | int(e.event.syscall()?.ret)
+        one(|e, _| int(e.event.syscall()?.ret))
     ),
     field!(
         "evt.failed",
         Bool,
         None,
         "whether the syscall failed",
-        one | e,
-        _ | Some(Value::Bool(e.event.syscall()?.ret < 0))
+        one(|e, _| Some(Value::Bool(e.event.syscall()?.ret < 0)))
     ),
     field!(
         "evt.args",
         Str,
         None,
         "every parameter as name=value",
-        one | e,
-        _ | owned(args::render_args(e.event.syscall()?))
+        one(|e, _| owned(args::render_args(e.event.syscall()?)))
     ),
-    field!("evt.arg", Str, Index, "the n-th event parameter (evt.arg[0])", one evt_arg),
+    field!(
+        "evt.arg",
+        Str,
+        Index,
+        "the n-th event parameter (evt.arg[0])",
+        one(evt_arg)
+    ),
     field!(
         "evt.is_open_read",
         Bool,
         None,
         "an open for reading",
-        one | e,
-        _ | Some(Value::Bool(render::open_mode_is_read(open_flags(e)?)))
+        one(|e, _| Some(Value::Bool(render::open_mode_is_read(open_flags(e)?))))
     ),
     field!(
         "evt.is_open_write",
         Bool,
         None,
         "an open for writing",
-        one | e,
-        _ | Some(Value::Bool(render::open_mode_is_write(open_flags(e)?)))
+        one(|e, _| Some(Value::Bool(render::open_mode_is_write(open_flags(e)?))))
     ),
     field!(
         "evt.is_open_exec",
         Bool,
         None,
         "an open that creates a file with an execute bit",
-        one | e,
-        _ | {
+        one(|e, _| {
             let flags = open_flags(e)?;
             let mode = match syscall_param(e, "mode") {
                 Some(ParamValue::Num(mode)) => mode,
@@ -589,18 +582,17 @@ pub static FIELDS: &[FieldDef] = &[
             Some(Value::Bool(
                 flags & libc::O_CREAT as u64 != 0 && mode & 0o111 != 0,
             ))
-        }
+        })
     ),
     field!(
         "evt.buffer",
         Bytes,
         None,
         "the first bytes (at most 80) an I/O call transferred; captured only while a rule reads it",
-        one | e,
-        _ | match syscall_param(e, "data")? {
+        one(|e, _| match syscall_param(e, "data")? {
             ParamValue::Bytes(bytes) => Some(Value::Bytes(Cow::Borrowed(bytes))),
             _ => None,
-        }
+        })
     ),
     // proc.*
     field!(
@@ -608,215 +600,190 @@ pub static FIELDS: &[FieldDef] = &[
         Int,
         None,
         "process id",
-        one | e,
-        _ | int(e.process.pid)
+        one(|e, _| int(e.process.pid))
     ),
     field!(
         "proc.ppid",
         Int,
         None,
         "parent process id",
-        one | e,
-        _ | int(e.process.ppid)
+        one(|e, _| int(e.process.ppid))
     ),
     field!(
         "proc.vpid",
         Int,
         None,
         "process id in its pid namespace",
-        one | e,
-        _ | int(e.process.vpid)
+        one(|e, _| int(e.process.vpid))
     ),
     field!(
         "proc.sid",
         Int,
         None,
         "session id",
-        one | e,
-        _ | int(e.process.sid)
+        one(|e, _| int(e.process.sid))
     ),
     field!(
         "proc.pgid",
         Int,
         None,
         "process group id",
-        one | e,
-        _ | int(e.process.pgid)
+        one(|e, _| int(e.process.pgid))
     ),
     field!(
         "proc.is_vpgid_leader",
         Bool,
         None,
         "the process leads its process group",
-        one | e,
-        _ | Some(Value::Bool(e.process.pgid == e.process.pid))
+        one(|e, _| Some(Value::Bool(e.process.pgid == e.process.pid)))
     ),
     field!(
         "proc.name",
         Str,
         None,
         "process name (comm)",
-        one | e,
-        _ | s(&e.process.comm)
+        one(|e, _| s(&e.process.comm))
     ),
     field!(
         "proc.exe",
         Str,
         None,
         "first command-line argument",
-        one | e,
-        _ | s(&e.process.exe)
+        one(|e, _| s(&e.process.exe))
     ),
     field!(
         "proc.exepath",
         Str,
         None,
         "full executable path",
-        one | e,
-        _ | nonempty(&e.process.exepath)
+        one(|e, _| nonempty(&e.process.exepath))
     ),
     field!(
         "proc.args",
         Str,
         OptionalIndex,
         "arguments (without the first); [n] is one of them",
-        one | e,
-        arg | match arg {
+        one(|e, arg| match arg {
             FieldArg::Index(i) => e
                 .process
                 .args
                 .get(*i)
                 .map(|a| Value::Str(Cow::Borrowed(a.as_str()))),
             _ => owned(e.process.args_line()),
-        }
+        })
     ),
     field!(
         "proc.cmdline",
         Str,
         None,
         "name and arguments",
-        one | e,
-        _ | owned(e.process.cmdline())
+        one(|e, _| owned(e.process.cmdline()))
     ),
     field!(
         "proc.cwd",
         Str,
         None,
         "working directory",
-        one | e,
-        _ | nonempty(&e.process.cwd)
+        one(|e, _| nonempty(&e.process.cwd))
     ),
     field!(
         "proc.tty",
         Int,
         None,
         "controlling terminal, 0 when none",
-        one | e,
-        _ | int(e.process.tty)
+        one(|e, _| int(e.process.tty))
     ),
     field!(
         "proc.env",
         Str,
         OptionalKey,
         "environment, or one variable with [NAME] (captured only when a rule uses it)",
-        one | e,
-        arg | env_value(&e.process, arg)
+        one(|e, arg| env_value(&e.process, arg))
     ),
     field!(
         "proc.duration",
         Int,
         None,
         "ns since the process started",
-        one | e,
-        _ | {
+        one(|e, _| {
             let start = e.process.start_boot_ns;
             (start > 0).then(|| Value::Int(e.event.task.ts_boot_ns.saturating_sub(start) as i64))
-        }
+        })
     ),
     field!(
         "proc.is_exe_from_memfd",
         Bool,
         None,
         "the executable is a memfd (fileless)",
-        one | e,
-        _ | Some(Value::Bool(e.process.exe_from_memfd))
+        one(|e, _| Some(Value::Bool(e.process.exe_from_memfd)))
     ),
     field!(
         "proc.is_exe_upper_layer",
         Bool,
         None,
         "the executable lives in the writable upper layer of the overlay root (added after the container started)",
-        one | e,
-        _ | Some(Value::Bool(e.process.exe_upper_layer))
+        one(|e, _| Some(Value::Bool(e.process.exe_upper_layer)))
     ),
     field!(
         "proc.exe_ino.ctime",
         Int,
         None,
         "change time of the executable (ns since the epoch)",
-        one | e,
-        _ | e.process.exe_ctime_ns.map(Value::Int)
+        one(|e, _| e.process.exe_ctime_ns.map(Value::Int))
     ),
     field!(
         "proc.exe_ino.mtime",
         Int,
         None,
         "modification time of the executable (ns since the epoch)",
-        one | e,
-        _ | e.process.exe_mtime_ns.map(Value::Int)
+        one(|e, _| e.process.exe_mtime_ns.map(Value::Int))
     ),
     field!(
         "proc.exe_ino.ctime_duration_proc_start",
         Int,
         None,
         "ns between the executable's change time and the process start",
-        one | e,
-        _ | {
+        one(|e, _| {
             let ctime = e.process.exe_ctime_ns?;
             let start =
                 e.time_ns - (e.event.task.ts_boot_ns as i64 - e.process.start_boot_ns as i64);
             Some(Value::Int(start - ctime))
-        }
+        })
     ),
     field!(
         "proc.pname",
         Str,
         None,
         "parent name",
-        one | e,
-        _ | s(&parent(e)?.comm)
+        one(|e, _| s(&parent(e)?.comm))
     ),
     field!(
         "proc.pexe",
         Str,
         None,
         "parent's first argument",
-        one | e,
-        _ | s(&parent(e)?.exe)
+        one(|e, _| s(&parent(e)?.exe))
     ),
     field!(
         "proc.pexepath",
         Str,
         None,
         "parent's executable path",
-        one | e,
-        _ | nonempty(&parent(e)?.exepath)
+        one(|e, _| nonempty(&parent(e)?.exepath))
     ),
     field!(
         "proc.pcmdline",
         Str,
         None,
         "parent's command line",
-        one | e,
-        _ | owned(parent(e)?.cmdline())
+        one(|e, _| owned(parent(e)?.cmdline()))
     ),
     field!(
         "proc.sname",
         Str,
         None,
         "name of the session leader",
-        one | e,
-        _ | {
+        one(|e, _| {
             let sid = e.process.sid;
             if sid == e.process.pid {
                 return s(&e.process.comm);
@@ -825,47 +792,42 @@ pub static FIELDS: &[FieldDef] = &[
                 .iter()
                 .find(|p| p.pid == sid)
                 .map(|p| Value::Str(Cow::Borrowed(p.comm.as_str())))
-        }
+        })
     ),
     field!(
         "proc.aname",
         Str,
         OptionalIndex,
         "ancestor name: [n] is n levels up (0 = self); without an index, any ancestor",
-        any | e,
-        arg | ancestors_by(e, arg, |p| s(&p.comm))
+        any(|e, arg| ancestors_by(e, arg, |p| s(&p.comm)))
     ),
     field!(
         "proc.apid",
         Int,
         OptionalIndex,
         "ancestor pid, as proc.aname",
-        any | e,
-        arg | ancestors_by(e, arg, |p| int(p.pid))
+        any(|e, arg| ancestors_by(e, arg, |p| int(p.pid)))
     ),
     field!(
         "proc.aexe",
         Str,
         OptionalIndex,
         "ancestor first argument, as proc.aname",
-        any | e,
-        arg | ancestors_by(e, arg, |p| s(&p.exe))
+        any(|e, arg| ancestors_by(e, arg, |p| s(&p.exe)))
     ),
     field!(
         "proc.aexepath",
         Str,
         OptionalIndex,
         "ancestor executable path, as proc.aname",
-        any | e,
-        arg | ancestors_by(e, arg, |p| nonempty(&p.exepath))
+        any(|e, arg| ancestors_by(e, arg, |p| nonempty(&p.exepath)))
     ),
     field!(
         "proc.acmdline",
         Str,
         OptionalIndex,
         "ancestor command line, as proc.aname",
-        any | e,
-        arg | ancestors_by(e, arg, |p| owned(p.cmdline()))
+        any(|e, arg| ancestors_by(e, arg, |p| owned(p.cmdline())))
     ),
     // thread.*
     field!(
@@ -873,32 +835,28 @@ pub static FIELDS: &[FieldDef] = &[
         Int,
         None,
         "thread id",
-        one | e,
-        _ | int(e.event.task.tid)
+        one(|e, _| int(e.event.task.tid))
     ),
     field!(
         "thread.cap_effective",
         Str,
         None,
         "effective capabilities",
-        one | e,
-        _ | owned(render::capabilities(e.process.caps.effective))
+        one(|e, _| owned(render::capabilities(e.process.caps.effective)))
     ),
     field!(
         "thread.cap_permitted",
         Str,
         None,
         "permitted capabilities",
-        one | e,
-        _ | owned(render::capabilities(e.process.caps.permitted))
+        one(|e, _| owned(render::capabilities(e.process.caps.permitted)))
     ),
     field!(
         "thread.cap_inheritable",
         Str,
         None,
         "inheritable capabilities",
-        one | e,
-        _ | owned(render::capabilities(e.process.caps.inheritable))
+        one(|e, _| owned(render::capabilities(e.process.caps.inheritable)))
     ),
     // user.* / group.*
     field!(
@@ -906,48 +864,42 @@ pub static FIELDS: &[FieldDef] = &[
         Int,
         None,
         "real user id",
-        one | e,
-        _ | int(e.process.uid)
+        one(|e, _| int(e.process.uid))
     ),
     field!(
         "user.name",
         Str,
         None,
         "user name",
-        one | e,
-        _ | e.user_name.as_deref().and_then(s)
+        one(|e, _| e.user_name.as_deref().and_then(s))
     ),
     field!(
         "user.loginuid",
         Int,
         None,
         "audit login uid, -1 when unset",
-        one | e,
-        _ | int(e.process.loginuid.map_or(-1, i64::from))
+        one(|e, _| int(e.process.loginuid.map_or(-1, i64::from)))
     ),
     field!(
         "user.loginname",
         Str,
         None,
         "name of the login user",
-        one | e,
-        _ | e.login_name.as_deref().and_then(s)
+        one(|e, _| e.login_name.as_deref().and_then(s))
     ),
     field!(
         "group.gid",
         Int,
         None,
         "real group id",
-        one | e,
-        _ | int(e.process.gid)
+        one(|e, _| int(e.process.gid))
     ),
     field!(
         "group.name",
         Str,
         None,
         "group name",
-        one | e,
-        _ | e.group_name.as_deref().and_then(s)
+        one(|e, _| e.group_name.as_deref().and_then(s))
     ),
     // fd.*
     field!(
@@ -955,95 +907,84 @@ pub static FIELDS: &[FieldDef] = &[
         Int,
         None,
         "the event's file descriptor",
-        one | e,
-        _ | int(e.fd.as_ref()?.num)
+        one(|e, _| int(e.fd.as_ref()?.num))
     ),
     field!(
         "fd.name",
         Str,
         None,
         "file path or client->server socket tuple",
-        one | e,
-        _ | nonempty(&fd(e)?.name)
+        one(|e, _| nonempty(&fd(e)?.name))
     ),
     field!(
         "fd.nameraw",
         Str,
         None,
         "the path as the process passed it",
-        one | e,
-        _ | nonempty(&fd(e)?.nameraw)
+        one(|e, _| nonempty(&fd(e)?.nameraw))
     ),
     field!(
         "fd.directory",
         Str,
         None,
         "directory of a file",
-        one | e,
-        _ | s(fd(e)?.directory()?)
+        one(|e, _| s(fd(e)?.directory()?))
     ),
     field!(
         "fd.filename",
         Str,
         None,
         "file name without the directory",
-        one | e,
-        _ | s(fd(e)?.filename()?)
+        one(|e, _| s(fd(e)?.filename()?))
     ),
     field!(
         "fd.type",
         Str,
         None,
         "file, directory, ipv4, ipv6, unix, pipe, ...",
-        one | e,
-        _ | s(fd(e)?.kind.name())
+        one(|e, _| s(fd(e)?.kind.name()))
     ),
     field!(
         "fd.typechar",
         Str,
         None,
         "one-letter fd type (f, 4, 6, u, p, ...)",
-        one | e,
-        _ | owned(fd(e)?.kind.typechar().to_string())
+        one(|e, _| owned(fd(e)?.kind.typechar().to_string()))
     ),
     field!(
         "fd.sockfamily",
         Str,
         None,
         "ip or unix",
-        one | e,
-        _ | match fd(e)?.kind {
+        one(|e, _| match fd(e)?.kind {
             FdType::Ipv4 | FdType::Ipv6 => s("ip"),
             FdType::Unix => s("unix"),
             _ => None,
-        }
+        })
     ),
     field!(
         "fd.l4proto",
         Str,
         None,
         "tcp, udp, raw or unix",
-        one | e,
-        _ | s(fd(e)?.socket.as_ref()?.proto?.as_str())
+        one(|e, _| s(fd(e)?.socket.as_ref()?.proto?.as_str()))
     ),
     field!(
         "fd.connected",
         Bool,
         None,
         "a connected socket",
-        one | e,
-        _ | {
+        one(|e, _| {
             let socket = fd(e)?.socket.as_ref()?;
             Some(Value::Bool(socket.remote.is_some()))
-        }
+        })
     ),
     field!(
         "fd.name_changed",
         Bool,
         None,
         "the event changed the fd's name (connect, accept, bind)",
-        one | e,
-        _ | {
+        one(|e, _| {
             let call = e.event.syscall()?;
             Some(Value::Bool(
                 call.succeeded()
@@ -1055,138 +996,140 @@ pub static FIELDS: &[FieldDef] = &[
                             | syscalls::Syscall::Accept4
                     ),
             ))
-        }
+        })
     ),
     field!(
         "fd.cip",
         Ip,
         None,
         "client IP",
-        one | e,
-        _ | socket_ip(e, |s| s.client())
+        one(|e, _| socket_ip(e, |s| s.client()))
     ),
     field!(
         "fd.sip",
         Ip,
         None,
         "server IP",
-        one | e,
-        _ | socket_ip(e, |s| s.server())
+        one(|e, _| socket_ip(e, |s| s.server()))
     ),
     field!(
         "fd.lip",
         Ip,
         None,
         "local IP",
-        one | e,
-        _ | socket_ip(e, |s| s.local)
+        one(|e, _| socket_ip(e, |s| s.local))
     ),
     field!(
         "fd.rip",
         Ip,
         None,
         "remote IP",
-        one | e,
-        _ | socket_ip(e, |s| s.remote)
+        one(|e, _| socket_ip(e, |s| s.remote))
     ),
-    field!("fd.ip", Ip, None, "client or server IP (matches either)", any both_ips),
+    field!(
+        "fd.ip",
+        Ip,
+        None,
+        "client or server IP (matches either)",
+        any(both_ips)
+    ),
     field!(
         "fd.cport",
         Int,
         None,
         "client port",
-        one | e,
-        _ | socket_port(e, |s| s.client())
+        one(|e, _| socket_port(e, |s| s.client()))
     ),
     field!(
         "fd.sport",
         Int,
         None,
         "server port",
-        one | e,
-        _ | socket_port(e, |s| s.server())
+        one(|e, _| socket_port(e, |s| s.server()))
     ),
     field!(
         "fd.lport",
         Int,
         None,
         "local port",
-        one | e,
-        _ | socket_port(e, |s| s.local)
+        one(|e, _| socket_port(e, |s| s.local))
     ),
     field!(
         "fd.rport",
         Int,
         None,
         "remote port",
-        one | e,
-        _ | socket_port(e, |s| s.remote)
+        one(|e, _| socket_port(e, |s| s.remote))
     ),
-    field!("fd.port", Int, None, "client or server port (matches either)", any both_ports),
+    field!(
+        "fd.port",
+        Int,
+        None,
+        "client or server port (matches either)",
+        any(both_ports)
+    ),
     field!(
         "fd.cnet",
         IpNet,
         None,
         "client IP, compared with networks",
-        one | e,
-        _ | socket_ip(e, |s| s.client())
+        one(|e, _| socket_ip(e, |s| s.client()))
     ),
     field!(
         "fd.snet",
         IpNet,
         None,
         "server IP, compared with networks",
-        one | e,
-        _ | socket_ip(e, |s| s.server())
+        one(|e, _| socket_ip(e, |s| s.server()))
     ),
     field!(
         "fd.lnet",
         IpNet,
         None,
         "local IP, compared with networks",
-        one | e,
-        _ | socket_ip(e, |s| s.local)
+        one(|e, _| socket_ip(e, |s| s.local))
     ),
     field!(
         "fd.rnet",
         IpNet,
         None,
         "remote IP, compared with networks",
-        one | e,
-        _ | socket_ip(e, |s| s.remote)
+        one(|e, _| socket_ip(e, |s| s.remote))
     ),
-    field!("fd.net", IpNet, None, "client or server IP, compared with networks", any both_ips),
+    field!(
+        "fd.net",
+        IpNet,
+        None,
+        "client or server IP, compared with networks",
+        any(both_ips)
+    ),
     field!(
         "fd.cip.name",
         Str,
         None,
         "a domain name (mentioned by a rule) that resolves to the client IP",
-        any | e,
-        _ | ip_names(e, |s| s.client())
+        any(|e, _| ip_names(e, |s| s.client()))
     ),
     field!(
         "fd.sip.name",
         Str,
         None,
         "a domain name (mentioned by a rule) that resolves to the server IP",
-        any | e,
-        _ | ip_names(e, |s| s.server())
+        any(|e, _| ip_names(e, |s| s.server()))
     ),
     field!(
         "fd.lip.name",
         Str,
         None,
         "a domain name (mentioned by a rule) that resolves to the local IP",
-        any | e,
-        _ | ip_names(e, |s| s.local)
+        any(|e, _| ip_names(e, |s| s.local))
     ),
     field!(
         "fd.rip.name",
         Str,
         None,
         "a domain name (mentioned by a rule) that resolves to the remote IP",
-        any | e,
-        _ | ip_names(e, |s| s.remote)
+        any(|e, _| ip_names(e, |s| s.remote))
     ),
     // container.* / k8s.*
     field!(
@@ -1194,96 +1137,85 @@ pub static FIELDS: &[FieldDef] = &[
         Str,
         None,
         "short container id (12 characters), or host",
-        one | e,
-        _ | s(e
+        one(|e, _| s(e
             .process
             .container
             .as_ref()
-            .map_or("host", |c| c.short_id()))
+            .map_or("host", |c| c.short_id())))
     ),
     field!(
         "container.full_id",
         Str,
         None,
         "full container id, or host",
-        one | e,
-        _ | s(e
+        one(|e, _| s(e
             .process
             .container
             .as_ref()
-            .map_or("host", |c| c.full_id.as_str()))
+            .map_or("host", |c| c.full_id.as_str())))
     ),
     field!(
         "container.type",
         Str,
         None,
         "docker, containerd, cri-o or podman",
-        one | e,
-        _ | s(e.process.container.as_ref()?.runtime.as_str())
+        one(|e, _| s(e.process.container.as_ref()?.runtime.as_str()))
     ),
     field!(
         "container.name",
         Str,
         None,
         "container name",
-        one | e,
-        _ | s(meta(e)?.name.as_deref()?)
+        one(|e, _| s(meta(e)?.name.as_deref()?))
     ),
     field!(
         "container.image",
         Str,
         None,
         "image reference",
-        one | e,
-        _ | s(meta(e)?.image.as_deref()?)
+        one(|e, _| s(meta(e)?.image.as_deref()?))
     ),
     field!(
         "container.image.repository",
         Str,
         None,
         "image repository (no tag or digest)",
-        one | e,
-        _ | s(meta(e)?.image_repository.as_deref()?)
+        one(|e, _| s(meta(e)?.image_repository.as_deref()?))
     ),
     field!(
         "container.image.tag",
         Str,
         None,
         "image tag",
-        one | e,
-        _ | s(meta(e)?.image_tag.as_deref()?)
+        one(|e, _| s(meta(e)?.image_tag.as_deref()?))
     ),
     field!(
         "container.privileged",
         Bool,
         None,
         "the container runs privileged",
-        one | e,
-        _ | meta(e)?.privileged.map(Value::Bool)
+        one(|e, _| meta(e)?.privileged.map(Value::Bool))
     ),
     field!(
         "container.start_ts",
         Int,
         None,
         "container start time (ns since the epoch)",
-        one | e,
-        _ | meta(e)?.start_ts_ns.map(Value::Int)
+        one(|e, _| meta(e)?.start_ts_ns.map(Value::Int))
     ),
     field!(
         "container.mounts",
         Str,
         None,
         "mounts as source:dest:mode:rw:propagation, comma-separated",
-        one | e,
-        _ | owned(meta(e)?.mounts_string())
+        one(|e, _| owned(meta(e)?.mounts_string()))
     ),
     field!(
         "container.mount.dest",
         Str,
         Key,
         "the mount whose destination matches [path or glob], as source:dest:mode:rw:propagation",
-        one | e,
-        arg | {
+        one(|e, arg| {
             let FieldArg::Key(pattern) = arg else {
                 return None;
             };
@@ -1292,31 +1224,28 @@ pub static FIELDS: &[FieldDef] = &[
                 "{}:{}:{}:{}:{}",
                 mount.source, mount.dest, mount.mode, mount.rw, mount.propagation
             ))
-        }
+        })
     ),
     field!(
         "k8s.pod.name",
         Str,
         None,
         "Kubernetes pod name",
-        one | e,
-        _ | s(meta(e)?.pod_name.as_deref()?)
+        one(|e, _| s(meta(e)?.pod_name.as_deref()?))
     ),
     field!(
         "k8s.ns.name",
         Str,
         None,
         "Kubernetes namespace",
-        one | e,
-        _ | s(meta(e)?.pod_namespace.as_deref()?)
+        one(|e, _| s(meta(e)?.pod_namespace.as_deref()?))
     ),
     field!(
         "k8s.pod.uid",
         Str,
         None,
         "Kubernetes pod uid",
-        one | e,
-        _ | s(meta(e)?.pod_uid.as_deref()?)
+        one(|e, _| s(meta(e)?.pod_uid.as_deref()?))
     ),
 ];
 
