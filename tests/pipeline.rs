@@ -78,9 +78,13 @@ async fn exec_and_open_are_traced_with_process_state() {
 async fn connect_to_a_loopback_listener_has_address_and_port() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    // The accepted peer is the client's side of the connection: its port is the one the kernel
+    // chose for the connect.
+    let accepted = std::thread::spawn(move || listener.accept().map(|(_, peer)| peer));
     let mut harness = Harness::start().await;
     let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3");
     let pid = run("/bin/bash", &["-c", &script]);
+    let client = accepted.join().expect("accept thread").expect("accepted");
 
     let connect = harness
         .expect("connect to the listener", |e| is_call(e, "connect", pid))
@@ -96,11 +100,12 @@ async fn connect_to_a_loopback_listener_has_address_and_port() {
     assert_eq!(info.kind, FdType::Ipv4);
     let socket = info.socket.expect("socket endpoints");
     assert_eq!(socket.server().map(|a| a.port()), Some(port));
-    assert!(
-        info.name.ends_with(&format!("->127.0.0.1:{port}")),
-        "{}",
-        info.name
+    assert_eq!(
+        socket.client(),
+        Some(client),
+        "local address from inet_sock_set_state"
     );
+    assert_eq!(info.name, format!("{client}->127.0.0.1:{port}"));
     harness.stop().await;
 }
 
@@ -228,7 +233,7 @@ async fn trace_cli_prints_json_serves_endpoints_and_stops_on_sigterm() {
         "{metrics}"
     );
     assert!(metrics.contains("vigil_process_table_size"));
-    assert!(metrics.contains("vigil_probes_attached 5"));
+    assert!(metrics.contains("vigil_probes_attached 6"));
 
     // SAFETY: plain kill(2) of our own child.
     unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };

@@ -189,6 +189,9 @@ pub mod recipe_flags {
     pub const CLONE_FLAGS_ARG0: u8 = 1 << 2;
     /// The syscall creates a task: `aux[0]` holds clone flags (clone3).
     pub const CLONE_FLAGS_AUX0: u8 = 1 << 3;
+    /// A TCP connect: `aux` receives the local address the kernel chose, as
+    /// `[family << 16 | port, address bytes 0..8, address bytes 8..16]`.
+    pub const LOCAL_ADDRESS: u8 = 1 << 4;
 }
 
 /// How the kernel side captures one syscall: the value of the interest map, indexed by the
@@ -232,6 +235,20 @@ pub struct TracepointLayout {
     pub exec_old_pid: u16,
     /// `sched_process_exit`: `group_dead`, or [`NO_FIELD`].
     pub exit_group_dead: u16,
+    /// `sock:inet_sock_set_state`: `skaddr` (the socket's address, as an identity).
+    pub sock_skaddr: u16,
+    /// `sock:inet_sock_set_state`: `oldstate`.
+    pub sock_oldstate: u16,
+    /// `sock:inet_sock_set_state`: `newstate`.
+    pub sock_newstate: u16,
+    /// `sock:inet_sock_set_state`: `sport` (host byte order).
+    pub sock_sport: u16,
+    /// `sock:inet_sock_set_state`: `family`.
+    pub sock_family: u16,
+    /// `sock:inet_sock_set_state`: `saddr` (4 bytes, network order).
+    pub sock_saddr: u16,
+    /// `sock:inet_sock_set_state`: `saddr_v6` (16 bytes).
+    pub sock_saddr_v6: u16,
 }
 
 /// Run-time settings of the probes: the single entry of the config map.

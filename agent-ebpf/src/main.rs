@@ -55,6 +55,10 @@ static EXEC_PENDING: HashMap<u32, ExecCapture> = HashMap::with_max_entries(1024,
 #[map]
 static PARENTS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(65536, 0);
 
+/// Local address of a TCP connect that completed, by the thread that called connect.
+#[map]
+static CONNECT_LOCAL: LruHashMap<u32, [u64; 3]> = LruHashMap::with_max_entries(4096, 0);
+
 #[map]
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
@@ -306,6 +310,12 @@ unsafe fn on_sys_exit(ctx: &TracePointContext) {
             read_strings(&recipe, &call.args, record, data, &mut flags)
         };
         read_sockaddr(&recipe, &call.args, ret, record, &mut flags);
+        if recipe.flags & recipe_flags::LOCAL_ADDRESS != 0
+            && let Some(local) = CONNECT_LOCAL.get(tid).copied()
+        {
+            (*record).aux = local;
+            let _ = CONNECT_LOCAL.remove(tid);
+        }
         let used = used + read_buffer(&recipe, &call.args, ret, record, data, used, &mut flags);
         (*record).header.flags = flags;
 
@@ -491,6 +501,99 @@ unsafe fn read_field_u32(ctx: &TracePointContext, offset: u16) -> Option<u32> {
     (rc == 0).then_some(value)
 }
 
+/// Reads `size` bytes of a tracepoint field at an offset learned from tracefs.
+#[inline(always)]
+unsafe fn read_field(ctx: &TracePointContext, offset: u16, dst: *mut u8, size: u32) -> bool {
+    if offset == NO_FIELD {
+        return false;
+    }
+    let source = (ctx.as_ptr() as u64 + offset as u64) as *const c_void;
+    unsafe { bpf_probe_read_kernel(dst.cast(), size, source) == 0 }
+}
+
+const TCP_ESTABLISHED: u32 = 1;
+const TCP_SYN_SENT: u32 = 2;
+
+/// Sockets connecting right now, by socket address, and the thread that called connect.
+#[map]
+static CONNECTING: LruHashMap<u64, u32> = LruHashMap::with_max_entries(4096, 0);
+
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    // SAFETY: field offsets come from this kernel's tracepoint format.
+    unsafe { on_sock_state(&ctx) };
+    0
+}
+
+/// Finds the local address of a TCP connect: SYN_SENT is entered in the connecting thread (but
+/// before the kernel picks the port), ESTABLISHED is reached with the port chosen (but maybe in
+/// softirq context): the socket's address links the two.
+#[inline(always)]
+unsafe fn on_sock_state(ctx: &TracePointContext) {
+    let Some(config) = config() else {
+        return;
+    };
+    let layout = &config.layout;
+    let Some(newstate) = (unsafe { read_field_u32(ctx, layout.sock_newstate) }) else {
+        return;
+    };
+    let mut socket: u64 = 0;
+    if !unsafe { read_field(ctx, layout.sock_skaddr, addr_of_mut!(socket).cast(), 8) } {
+        return;
+    }
+    if newstate == TCP_SYN_SENT {
+        let tid = unsafe { bpf_get_current_pid_tgid() } as u32;
+        let _ = CONNECTING.insert(socket, tid, 0);
+        return;
+    }
+    if newstate != TCP_ESTABLISHED
+        || unsafe { read_field_u32(ctx, layout.sock_oldstate) } != Some(TCP_SYN_SENT)
+    {
+        return;
+    }
+    let Some(tid) = (unsafe { CONNECTING.get(socket) }).copied() else {
+        return;
+    };
+    let _ = CONNECTING.remove(socket);
+    // Only a connect still in progress takes the address: after a non-blocking connect
+    // returned, it would be misattributed to the thread's next connect.
+    let in_connect = unsafe { PENDING.get(tid) }.is_some_and(|call| {
+        call.nr < MAX_SYSCALL_NR as u64
+            && SYSCALL_INTEREST
+                .get(call.nr as u32)
+                .is_some_and(|recipe| recipe.flags & recipe_flags::LOCAL_ADDRESS != 0)
+    });
+    if !in_connect {
+        return;
+    }
+    let mut port: u16 = 0;
+    let mut family: u16 = 0;
+    let mut address = [0u64; 2];
+    unsafe {
+        if !read_field(ctx, layout.sock_sport, addr_of_mut!(port).cast(), 2)
+            || !read_field(ctx, layout.sock_family, addr_of_mut!(family).cast(), 2)
+        {
+            return;
+        }
+        let (field, size) = if family == AF_INET6 {
+            (layout.sock_saddr_v6, 16)
+        } else {
+            (layout.sock_saddr, 4)
+        };
+        if !read_field(ctx, field, addr_of_mut!(address).cast(), size) {
+            return;
+        }
+    }
+    let local = [
+        ((family as u64) << 16) | port as u64,
+        address[0],
+        address[1],
+    ];
+    let _ = CONNECT_LOCAL.insert(tid, local, 0);
+}
+
+const AF_INET6: u16 = 10;
+
 #[tracepoint]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     // SAFETY: field offsets come from this kernel's tracepoint format.
@@ -618,6 +721,7 @@ unsafe fn on_exit(ctx: &TracePointContext) {
     let tgid = (pid_tgid >> 32) as u32;
     let _ = PENDING.remove(tid);
     let _ = EXEC_PENDING.remove(tid);
+    let _ = CONNECT_LOCAL.remove(tid);
 
     let group_dead = match unsafe { read_field_u32(ctx, config.layout.exit_group_dead) } {
         Some(value) => (value & 0xff != 0) as u8,

@@ -342,6 +342,10 @@ fn apply_success(entry: &mut ProcessEntry, call: &SyscallEvent) -> Option<FdInfo
             let is_connect = call.spec.syscall == Syscall::Connect;
             if let (Some(info), Some(addr)) = (entry.fds.get_mut(fd), call.sockaddr.as_ref()) {
                 set_endpoint(info, addr, is_connect);
+                if let (Some(local), Some(socket)) = (call.local_address(), info.socket.as_mut()) {
+                    socket.local = Some(local);
+                    info.refresh_socket_name();
+                }
             }
         }
         Syscall::Listen => {

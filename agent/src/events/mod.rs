@@ -158,6 +158,25 @@ impl SyscallEvent {
         self.spec.param(name).map(|param| self.value(param))
     }
 
+    /// The local address the kernel chose for a TCP connect, if the kernel side saw it.
+    pub fn local_address(&self) -> Option<std::net::SocketAddr> {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+        if self.spec.capture.flags & agent_common::recipe_flags::LOCAL_ADDRESS == 0 {
+            return None;
+        }
+        let family = (self.aux[0] >> 16) as i32;
+        let port = self.aux[0] as u16;
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.aux[1].to_ne_bytes());
+        bytes[8..].copy_from_slice(&self.aux[2].to_ne_bytes());
+        let ip = match family {
+            libc::AF_INET => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+            libc::AF_INET6 => IpAddr::V6(Ipv6Addr::from(bytes)),
+            _ => return None,
+        };
+        Some(SocketAddr::new(ip, port))
+    }
+
     /// Raw argument `n` as a file descriptor.
     pub fn arg_fd(&self, n: usize) -> i32 {
         self.args.get(n).copied().unwrap_or(u64::MAX) as i32

@@ -355,7 +355,11 @@ pub static SYSCALLS: &[SyscallSpec] = &[
     SyscallSpec {
         syscall: Syscall::Connect,
         name: "connect",
-        capture: Capture::sockaddr(sockaddr_mode::PTR_AND_LEN, 1, 2),
+        capture: Capture {
+            sockaddr: (sockaddr_mode::PTR_AND_LEN, 1, 2),
+            flags: recipe_flags::LOCAL_ADDRESS,
+            ..Capture::ARGS
+        },
         params: &[
             RES,
             p("fd", S::Arg(0), K::Fd),

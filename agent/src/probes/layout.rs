@@ -146,12 +146,20 @@ pub fn read_layout(tracefs: &Path) -> Result<TracepointLayout, LayoutError> {
     let fork = Format::read(tracefs, "sched", "sched_process_fork")?;
     let exec = Format::read(tracefs, "sched", "sched_process_exec")?;
     let exit_fmt = Format::read(tracefs, "sched", "sched_process_exit")?;
+    let sock = Format::read(tracefs, "sock", "inet_sock_set_state")?;
     Ok(TracepointLayout {
         fork_child_pid: fork.field("child_pid", 4)?,
         exec_filename: exec.field("filename", 4)?,
         exec_old_pid: exec.field("old_pid", 4)?,
         // Added in 6.x; without it the kernel side treats a leader's exit as the process's.
         exit_group_dead: exit_fmt.field("group_dead", 1).unwrap_or(NO_FIELD),
+        sock_skaddr: sock.field("skaddr", 8)?,
+        sock_oldstate: sock.field("oldstate", 4)?,
+        sock_newstate: sock.field("newstate", 4)?,
+        sock_sport: sock.field("sport", 2)?,
+        sock_family: sock.field("family", 2)?,
+        sock_saddr: sock.field("saddr", 4)?,
+        sock_saddr_v6: sock.field("saddr_v6", 16)?,
     })
 }
 
@@ -240,6 +248,11 @@ print fmt: \"comm=%s pid=%d child_comm=%s child_pid=%d\"
             "\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:pid_t old_pid;\toffset:16;\tsize:4;\tsigned:1;",
         );
         write(
+            "sock",
+            "inet_sock_set_state",
+            "\tfield:const void * skaddr;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:int oldstate;\toffset:16;\tsize:4;\tsigned:1;\n\tfield:int newstate;\toffset:20;\tsize:4;\tsigned:1;\n\tfield:__u16 sport;\toffset:24;\tsize:2;\tsigned:0;\n\tfield:__u16 family;\toffset:28;\tsize:2;\tsigned:0;\n\tfield:__u8 saddr[4];\toffset:32;\tsize:4;\tsigned:0;\n\tfield:__u8 saddr_v6[16];\toffset:40;\tsize:16;\tsigned:0;",
+        );
+        write(
             "sched",
             "sched_process_exit",
             "\tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\tfield:pid_t pid;\toffset:24;\tsize:4;\tsigned:1;",
@@ -248,6 +261,7 @@ print fmt: \"comm=%s pid=%d child_comm=%s child_pid=%d\"
         assert_eq!(layout.fork_child_pid, 44);
         assert_eq!(layout.exec_old_pid, 16);
         assert_eq!(layout.exit_group_dead, NO_FIELD);
+        assert_eq!((layout.sock_sport, layout.sock_saddr_v6), (24, 40));
 
         write(
             "raw_syscalls",
