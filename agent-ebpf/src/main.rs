@@ -492,13 +492,8 @@ unsafe fn read_sockaddr(
 /// Reads a 4-byte tracepoint field at an offset learned from tracefs.
 #[inline(always)]
 unsafe fn read_field_u32(ctx: &TracePointContext, offset: u16) -> Option<u32> {
-    if offset == NO_FIELD {
-        return None;
-    }
     let mut value: u32 = 0;
-    let source = (ctx.as_ptr() as u64 + offset as u64) as *const c_void;
-    let rc = unsafe { bpf_probe_read_kernel(addr_of_mut!(value).cast(), 4, source) };
-    (rc == 0).then_some(value)
+    unsafe { read_field(ctx, offset, addr_of_mut!(value).cast(), 4) }.then_some(value)
 }
 
 /// Reads `size` bytes of a tracepoint field at an offset learned from tracefs.

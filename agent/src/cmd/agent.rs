@@ -45,6 +45,8 @@ struct TracingOptions {
     capture_env: bool,
     capture_buffers: bool,
     syscalls: Vec<Syscall>,
+    /// Rules running, for the `vigil_rules_loaded` gauge.
+    rules_loaded: usize,
 }
 
 impl Default for TracingOptions {
@@ -53,6 +55,7 @@ impl Default for TracingOptions {
             capture_env: false,
             capture_buffers: false,
             syscalls: syscalls::default_interest().collect(),
+            rules_loaded: 0,
         }
     }
 }
@@ -92,12 +95,11 @@ pub async fn run(args: AgentArgs, ruleset: Ruleset) -> Result<()> {
         capture_env,
         capture_buffers,
         syscalls,
+        rules_loaded: ruleset.len(),
     };
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     let mut alerts = Vec::new();
-    let rules_loaded = ruleset.len();
     run_agent(args, tracing_options, move |event, more, metrics| {
-        metrics.rules_loaded.set(rules_loaded as i64);
         alerts.clear();
         ruleset.evaluate(event, &mut alerts);
         for alert in &alerts {
@@ -121,6 +123,7 @@ async fn run_agent(
     mut consume: impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
+    metrics.rules_loaded.set(options.rules_loaded as i64);
     let listener = server::bind(args.metrics_addr)
         .await
         .with_context(|| format!("binding the metrics endpoint to {}", args.metrics_addr))?;

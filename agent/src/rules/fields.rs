@@ -310,48 +310,42 @@ fn fd(event: &Enriched) -> Option<&FdInfo> {
     event.fd.as_ref()?.info.as_ref()
 }
 
-fn socket_ip(
-    event: &Enriched,
-    pick: fn(&crate::state::fd::SocketInfo) -> Option<std::net::SocketAddr>,
-) -> Option<Value<'_>> {
+type Pick = fn(&crate::state::fd::SocketInfo) -> Option<std::net::SocketAddr>;
+
+/// One endpoint of the event's inet socket.
+fn socket_endpoint(event: &Enriched, pick: Pick) -> Option<std::net::SocketAddr> {
     let info = fd(event)?;
     if !info.kind.is_inet() {
         return None;
     }
-    pick(info.socket.as_ref()?).map(|addr| Value::Ip(addr.ip()))
+    pick(info.socket.as_ref()?)
 }
 
-fn socket_port(
-    event: &Enriched,
-    pick: fn(&crate::state::fd::SocketInfo) -> Option<std::net::SocketAddr>,
-) -> Option<Value<'_>> {
-    let info = fd(event)?;
-    if !info.kind.is_inet() {
-        return None;
-    }
-    pick(info.socket.as_ref()?).map(|addr| Value::Int(addr.port().into()))
+fn socket_ip(event: &Enriched, pick: Pick) -> Option<Value<'_>> {
+    socket_endpoint(event, pick).map(|addr| Value::Ip(addr.ip()))
 }
 
-fn both_ips(event: &Enriched, _: &FieldArg) -> Vec<Value<'static>> {
-    [
-        socket_ip(event, |s| s.client()),
-        socket_ip(event, |s| s.server()),
-    ]
-    .into_iter()
-    .flatten()
-    .map(Value::into_owned)
-    .collect()
+fn socket_port(event: &Enriched, pick: Pick) -> Option<Value<'_>> {
+    socket_endpoint(event, pick).map(|addr| Value::Int(addr.port().into()))
 }
 
-fn both_ports(event: &Enriched, _: &FieldArg) -> Vec<Value<'static>> {
-    [
-        socket_port(event, |s| s.client()),
-        socket_port(event, |s| s.server()),
-    ]
-    .into_iter()
-    .flatten()
-    .map(Value::into_owned)
-    .collect()
+/// `fd.ip`, `fd.port`, `fd.net`: the client's and the server's value; either may match.
+fn both_sides<'a>(
+    event: &'a Enriched,
+    value: fn(&'a Enriched, Pick) -> Option<Value<'a>>,
+) -> Vec<Value<'a>> {
+    [value(event, |s| s.client()), value(event, |s| s.server())]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn both_ips<'a>(event: &'a Enriched, _: &FieldArg) -> Vec<Value<'a>> {
+    both_sides(event, socket_ip)
+}
+
+fn both_ports<'a>(event: &'a Enriched, _: &FieldArg) -> Vec<Value<'a>> {
+    both_sides(event, socket_port)
 }
 
 fn meta(event: &Enriched) -> Option<&ContainerMeta> {
@@ -460,15 +454,12 @@ macro_rules! field {
     };
 }
 
-fn ip_names<'a>(
-    event: &'a Enriched,
-    pick: fn(&crate::state::fd::SocketInfo) -> Option<std::net::SocketAddr>,
-) -> Vec<Value<'a>> {
-    let Some(Value::Ip(ip)) = socket_ip(event, pick) else {
+fn ip_names(event: &Enriched, pick: Pick) -> Vec<Value<'_>> {
+    let Some(addr) = socket_endpoint(event, pick) else {
         return Vec::new();
     };
     super::dns::global()
-        .names_for(&ip)
+        .names_for(&addr.ip())
         .into_iter()
         .map(|name| Value::Str(Cow::Owned(name.to_string())))
         .collect()

@@ -967,14 +967,7 @@ mod tests {
 
 /// The environment of `pid` (`/proc/<pid>/environ`), one `NAME=value` entry per element.
 pub fn read_environ(proc_root: &Path, pid: u32) -> Result<Vec<String>, ProcfsError> {
-    let path = proc_root.join(pid.to_string()).join("environ");
-    let bytes = std::fs::read(&path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            ProcfsError::Gone { pid }
-        } else {
-            ProcfsError::Io { path, source }
-        }
-    })?;
+    let bytes = PidDir::open(proc_root, pid)?.read("environ")?;
     Ok(bytes
         .split(|&b| b == 0)
         .filter(|entry| !entry.is_empty())
