@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod probes;
 pub mod rules;
 pub mod server;
+pub mod sinks;
 pub mod state;
 #[doc(hidden)]
 pub mod testing;

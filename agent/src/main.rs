@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use cmd::{agent::AgentArgs, rules::RuleArgs};
+use vigil::sinks::config::DeliveryConfig;
 
 #[derive(Parser)]
 #[command(name = "vigil", version, about = "eBPF runtime security agent")]
@@ -45,6 +46,10 @@ enum Command {
         agent: AgentArgs,
         #[command(flatten)]
         rules: RuleArgs,
+        /// Delivery configuration (YAML: sinks, spool_dir, heartbeat_interval). Without it,
+        /// alerts go to stdout as Falco JSON lines.
+        #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Work with rules files.
     Rules {
@@ -96,10 +101,18 @@ fn dispatch(command: Command) -> Result<bool> {
             runtime()?.block_on(cmd::agent::trace(agent, json))?;
             Ok(true)
         }
-        Command::Run { agent, rules } => {
-            // Rules are checked before anything touches the kernel.
+        Command::Run {
+            agent,
+            rules,
+            config,
+        } => {
+            // Configuration and rules are checked before anything touches the kernel.
+            let delivery = match &config {
+                Some(path) => DeliveryConfig::load(path)?,
+                None => DeliveryConfig::stdout_only(),
+            };
             let ruleset = rules.load()?;
-            runtime()?.block_on(cmd::agent::run(agent, ruleset))?;
+            runtime()?.block_on(cmd::agent::run(agent, ruleset, delivery))?;
             Ok(true)
         }
     }

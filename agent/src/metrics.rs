@@ -6,8 +6,8 @@ use std::{
 };
 
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder as _, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::{events::syscalls::SYSCALLS, probes::DROP_REASONS};
@@ -35,7 +35,112 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     /// Rules running.
     pub rules_loaded: IntGauge,
+    /// Alert delivery, by sink.
+    pub sinks: SinkMetricVecs,
     ready: AtomicBool,
+}
+
+/// Delivery metrics, labelled by sink name.
+#[derive(Clone)]
+pub struct SinkMetricVecs {
+    /// Records the receiver accepted.
+    pub delivered: IntCounterVec,
+    /// Delivery attempts that failed (each failed batch counts once).
+    pub failed: IntCounterVec,
+    /// Records sent again after a failed attempt.
+    pub retried: IntCounterVec,
+    /// Records the receiver refused as invalid, set aside in the sink's rejected file.
+    pub rejected: IntCounterVec,
+    /// Records dropped, by reason (`queue_full`, `shutdown`, `spool_error`).
+    pub dropped: IntCounterVec,
+    /// Records queued and not yet delivered.
+    pub queued_records: IntGaugeVec,
+    /// Bytes of undelivered records in the on-disk spool.
+    pub spooled_bytes: IntGaugeVec,
+    /// Age of the oldest undelivered record.
+    pub oldest_undelivered_seconds: GaugeVec,
+    /// 1 while the last delivery attempt succeeded (or nothing was tried yet), else 0.
+    pub up: IntGaugeVec,
+}
+
+impl SinkMetricVecs {
+    fn register(registry: &Registry) -> Result<SinkMetricVecs, prometheus::Error> {
+        fn counter(
+            registry: &Registry,
+            name: &str,
+            help: &str,
+            labels: &[&str],
+        ) -> Result<IntCounterVec, prometheus::Error> {
+            let vec = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(vec.clone()))?;
+            Ok(vec)
+        }
+        fn gauge(
+            registry: &Registry,
+            name: &str,
+            help: &str,
+        ) -> Result<IntGaugeVec, prometheus::Error> {
+            let vec = IntGaugeVec::new(Opts::new(name, help), &["sink"])?;
+            registry.register(Box::new(vec.clone()))?;
+            Ok(vec)
+        }
+        let oldest = GaugeVec::new(
+            Opts::new(
+                "sink_oldest_undelivered_seconds",
+                "Age of the oldest record not yet delivered to the sink",
+            ),
+            &["sink"],
+        )?;
+        registry.register(Box::new(oldest.clone()))?;
+        Ok(SinkMetricVecs {
+            delivered: counter(
+                registry,
+                "sink_delivered_total",
+                "Records delivered to the sink",
+                &["sink"],
+            )?,
+            failed: counter(
+                registry,
+                "sink_failed_total",
+                "Delivery attempts to the sink that failed",
+                &["sink"],
+            )?,
+            retried: counter(
+                registry,
+                "sink_retried_total",
+                "Records sent again after a failed attempt",
+                &["sink"],
+            )?,
+            rejected: counter(
+                registry,
+                "sink_rejected_total",
+                "Records the receiver refused as invalid, set aside",
+                &["sink"],
+            )?,
+            dropped: counter(
+                registry,
+                "sink_dropped_total",
+                "Records dropped before delivery, by reason",
+                &["sink", "reason"],
+            )?,
+            queued_records: gauge(
+                registry,
+                "sink_queued_records",
+                "Records queued for the sink and not yet delivered",
+            )?,
+            spooled_bytes: gauge(
+                registry,
+                "sink_spooled_bytes",
+                "Bytes of undelivered records in the sink's on-disk spool",
+            )?,
+            oldest_undelivered_seconds: oldest,
+            up: gauge(
+                registry,
+                "sink_up",
+                "1 while the last delivery attempt to the sink succeeded",
+            )?,
+        })
+    }
 }
 
 impl Metrics {
@@ -97,6 +202,7 @@ impl Metrics {
         registry.register(Box::new(alerts.clone()))?;
         let rules_loaded = IntGauge::new("rules_loaded", "Rules running")?;
         registry.register(Box::new(rules_loaded.clone()))?;
+        let sinks = SinkMetricVecs::register(&registry)?;
 
         Ok(Metrics {
             registry,
@@ -110,6 +216,7 @@ impl Metrics {
             probes_attached,
             alerts,
             rules_loaded,
+            sinks,
             ready: AtomicBool::new(false),
         })
     }

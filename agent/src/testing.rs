@@ -1,6 +1,8 @@
 //! Support shared by unit tests, integration tests and benchmarks: state that never reads this
 //! machine's /proc, and the location of the official Falco rules. Not part of the agent's API.
 
+pub mod http_receiver;
+
 use std::{num::NonZeroUsize, path::PathBuf};
 
 use crate::{

@@ -3,8 +3,10 @@
 #![allow(missing_docs)]
 
 use std::{
+    io::{BufRead as _, BufReader},
     num::NonZeroUsize,
     path::PathBuf,
+    process::Child,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -324,5 +326,42 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A free loopback address (`127.0.0.1:port`).
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// Waits until the agent's stderr says it is running; the returned thread keeps draining it.
+pub fn wait_running(agent: &mut Child) -> std::thread::JoinHandle<()> {
+    let stderr = agent.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let drain = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("vigil is running") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("vigil started its probes");
+    drain
+}
+
+/// Stops an agent with SIGTERM and checks it exits cleanly.
+pub fn stop(agent: &mut Child) {
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = agent.try_wait().expect("wait") {
+            assert!(status.success(), "vigil exited with {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "vigil did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

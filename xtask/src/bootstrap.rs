@@ -40,6 +40,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "python3",
     // Integration tests: `unshare`, `setpriv` (private mount namespaces, system users).
     "util-linux",
+    // Integration tests: a real rsyslogd receives the syslog sink over UDP, TCP and TLS (its
+    // GnuTLS stream driver, `gtls`, comes in rsyslog-gnutls).
+    "rsyslog",
+    "rsyslog-gnutls",
 ];
 
 /// Makes sure nightly + rust-src, the Debian packages and bpf-linker are installed.

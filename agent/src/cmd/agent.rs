@@ -19,8 +19,9 @@ use vigil::{
     metrics::Metrics,
     output,
     pipeline::{Pipeline, PipelineConfig},
-    rules::engine::Ruleset,
+    rules::{alert::hostname, engine::Ruleset},
     server,
+    sinks::{config::DeliveryConfig, dispatcher::Dispatcher},
 };
 
 /// Options of every command that runs the probes.
@@ -63,23 +64,29 @@ impl Default for TracingOptions {
 /// `vigil trace`: every event on stdout.
 pub async fn trace(args: AgentArgs, json: bool) -> Result<()> {
     let mut stdout = io::BufWriter::new(io::stdout().lock());
-    run_agent(args, TracingOptions::default(), move |event, more, _| {
-        if json {
-            serde_json::to_writer(&mut stdout, &output::json::to_json(event))?;
-            stdout.write_all(b"\n")?;
-        } else {
-            writeln!(stdout, "{}", output::text::to_line(event))?;
-        }
-        if !more {
-            stdout.flush()?;
-        }
-        Ok(())
-    })
+    let metrics = Arc::new(Metrics::new().context("creating metrics")?);
+    run_agent(
+        args,
+        TracingOptions::default(),
+        metrics,
+        move |event, more, _| {
+            if json {
+                serde_json::to_writer(&mut stdout, &output::json::to_json(event))?;
+                stdout.write_all(b"\n")?;
+            } else {
+                writeln!(stdout, "{}", output::text::to_line(event))?;
+            }
+            if !more {
+                stdout.flush()?;
+            }
+            Ok(())
+        },
+    )
     .await
 }
 
-/// `vigil run`: every event through the rules, alerts on stdout in Falco's JSON format.
-pub async fn run(args: AgentArgs, ruleset: Ruleset) -> Result<()> {
+/// `vigil run`: every event through the rules, alerts to the configured sinks.
+pub async fn run(args: AgentArgs, ruleset: Ruleset, delivery: DeliveryConfig) -> Result<()> {
     let capture_env = ruleset.uses_field("proc.env");
     let capture_buffers = ruleset.uses_field("evt.buffer");
     // Opt-in syscalls are traced only when a rule can match them.
@@ -97,22 +104,28 @@ pub async fn run(args: AgentArgs, ruleset: Ruleset) -> Result<()> {
         syscalls,
         rules_loaded: ruleset.len(),
     };
-    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    let metrics = Arc::new(Metrics::new().context("creating metrics")?);
+    let dispatcher = Arc::new(
+        Dispatcher::start(&delivery, &metrics, hostname()).context("starting alert delivery")?,
+    );
+    let sink = Arc::clone(&dispatcher);
     let mut alerts = Vec::new();
-    run_agent(args, tracing_options, move |event, more, metrics| {
+    let outcome = run_agent(args, tracing_options, metrics, move |event, _, metrics| {
         alerts.clear();
         ruleset.evaluate(event, &mut alerts);
         for alert in &alerts {
             metrics.alerts.with_label_values(&[alert.priority]).inc();
-            serde_json::to_writer(&mut stdout, alert)?;
-            stdout.write_all(b"\n")?;
-        }
-        if !more {
-            stdout.flush()?;
+            sink.submit_alert(alert, event);
         }
         Ok(())
     })
-    .await
+    .await;
+    // Intake has stopped and the probes are detached: now drain the sinks.
+    match Arc::try_unwrap(dispatcher) {
+        Ok(dispatcher) => dispatcher.shutdown().await,
+        Err(_) => tracing::error!("alert delivery still in use at shutdown; not drained"),
+    }
+    outcome
 }
 
 /// Starts the endpoint and the pipeline, hands every event to `consume` (with whether more are
@@ -120,9 +133,9 @@ pub async fn run(args: AgentArgs, ruleset: Ruleset) -> Result<()> {
 async fn run_agent(
     args: AgentArgs,
     options: TracingOptions,
+    metrics: Arc<Metrics>,
     mut consume: impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
 ) -> Result<()> {
-    let metrics = Arc::new(Metrics::new().context("creating metrics")?);
     metrics.rules_loaded.set(options.rules_loaded as i64);
     let listener = server::bind(args.metrics_addr)
         .await

@@ -1,0 +1,4 @@
+//! Delivery tests against real receivers on loopback.
+
+mod delivery;
+mod receiver;
