@@ -8,7 +8,9 @@ use std::{
     time::Duration,
 };
 
-use vigil_integration_tests::{Running, free_addr, require_root, stop, vigil_binary, wait_running};
+use vigil_integration_tests::{
+    Running, cat, free_addr, require_root, stop, vigil_binary, wait_running,
+};
 
 const RULE: &str = "- rule: Marker file read
   desc: a test rule
@@ -115,13 +117,7 @@ fn run_prints_falco_alerts_and_replay_reproduces_them() {
     );
     let tracer_drain = wait_running(&mut tracer.0);
 
-    let cat = Command::new("cat")
-        .arg(&marker)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("cat");
-    let pid = cat.id();
-    cat.wait_with_output().expect("cat ran");
+    let pid = cat(&marker);
 
     let stdout = agent.0.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();

@@ -10,7 +10,7 @@ use std::{
 use serde_json::Value;
 use vigil::testing::http_receiver::{Mode, Receiver};
 use vigil_integration_tests::{
-    Running, Scratch, free_addr, require_root, stop, vigil_binary, wait_running,
+    Running, Scratch, cat, free_addr, require_root, stop, vigil_binary, wait_running,
 };
 
 const RULE: &str = "- rule: Delivery marker read
@@ -82,13 +82,7 @@ fn alert_raised_before_a_crash_is_delivered_after_the_restart() {
 
     let metrics = free_addr();
     let mut agent = start_agent(&config, &rules, &metrics);
-    let cat = Command::new("cat")
-        .arg(&marker)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("cat");
-    let pid = cat.id();
-    cat.wait_with_output().expect("cat ran");
+    let pid = cat(&marker);
 
     // Wait until the alert is queued for the failing receiver, then kill the agent outright.
     let deadline = Instant::now() + Duration::from_secs(20);

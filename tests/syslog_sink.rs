@@ -293,15 +293,6 @@ fn records(seqs: std::ops::Range<u64>) -> Vec<Record> {
     .collect()
 }
 
-fn msgid(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Alert => "alert",
-        RecordKind::Heartbeat => "heartbeat",
-        RecordKind::AgentStarted => "agent_started",
-        RecordKind::AgentHealth => "agent_health",
-    }
-}
-
 /// SD-PARAM value escaping, written independently of the sink's.
 fn escaped(value: &str) -> String {
     value
@@ -327,7 +318,7 @@ fn assert_delivered(received: &[Value], sent: &[Record], facility: Facility, for
             std::process::id().to_string(),
             "PROCID of {context}"
         );
-        assert_eq!(message["msgid"], msgid(record.kind), "MSGID of {context}");
+        assert_eq!(message["msgid"], record.kind.name(), "MSGID of {context}");
         assert_eq!(
             message["timestamp"], "2023-11-14T22:13:20.123456Z",
             "TIMESTAMP of {context}"

@@ -365,3 +365,15 @@ pub fn stop(agent: &mut Child) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `cat FILE` to completion (output discarded) and returns its pid.
+pub fn cat(file: &std::path::Path) -> u32 {
+    let cat = std::process::Command::new("cat")
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("cat");
+    let pid = cat.id();
+    cat.wait_with_output().expect("cat ran");
+    pid
+}

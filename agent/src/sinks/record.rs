@@ -20,6 +20,19 @@ pub enum RecordKind {
     AgentHealth,
 }
 
+impl RecordKind {
+    /// The kind's name, as serialised (`alert`, `heartbeat`, `agent_started`,
+    /// `agent_health`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Alert => "alert",
+            RecordKind::Heartbeat => "heartbeat",
+            RecordKind::AgentStarted => "agent_started",
+            RecordKind::AgentHealth => "agent_health",
+        }
+    }
+}
+
 /// One alert on its way to the sinks. Serialised as JSON into the spool, so every field
 /// survives a restart; formats render it at delivery time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -224,6 +237,18 @@ mod tests {
         let text = serde_json::to_string(&record).unwrap();
         let back: Record = serde_json::from_str(&text).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn kind_names_match_their_serialisation() {
+        for kind in [
+            RecordKind::Alert,
+            RecordKind::Heartbeat,
+            RecordKind::AgentStarted,
+            RecordKind::AgentHealth,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use chrono::{DateTime, SecondsFormat};
 
 use super::Facility;
-use crate::sinks::record::{Record, RecordKind};
+use crate::sinks::record::Record;
 
 /// The SD-ID of the structured-data element that carries a record's identity.
 ///
@@ -69,7 +69,7 @@ impl Header {
         out.push(' ');
         push_header_field(&mut out, &self.procid, MAX_PROCID);
         out.push(' ');
-        push_header_field(&mut out, msgid(record.kind), MAX_MSGID);
+        push_header_field(&mut out, record.kind.name(), MAX_MSGID);
         out.push_str(" [");
         out.push_str(SD_ID);
         for (name, value) in [
@@ -90,17 +90,6 @@ impl Header {
             out.push_str(body);
         }
         out
-    }
-}
-
-/// The MSGID of a record: what it reports, so receivers can route alerts apart from the
-/// agent's own events.
-fn msgid(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Alert => "alert",
-        RecordKind::Heartbeat => "heartbeat",
-        RecordKind::AgentStarted => "agent_started",
-        RecordKind::AgentHealth => "agent_health",
     }
 }
 
@@ -176,7 +165,7 @@ pub(super) fn push_framed(out: &mut Vec<u8>, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::record::sample_record;
+    use crate::sinks::record::{RecordKind, sample_record};
 
     fn header(facility: Facility) -> Header {
         Header {
