@@ -452,7 +452,7 @@ async fn https_verifies_the_receiver_certificate() {
     let pki = TestPki::new();
     let receiver = Receiver::start_tls(pki.acceptor(), Mode::Accept).await;
     let dir = tempfile::tempdir().unwrap();
-    let ca = pki.write_ca(dir.path());
+    let ca = pki.write_client_files(dir.path()).ca;
     let (trusting, _) = start(&format!(
         "sinks:\n  - type: webhook\n    url: {}\n    tls: {{ca_file: {}}}\n    \
          batch: {{max_wait: 10ms}}\nheartbeat_interval: off\n",
@@ -490,4 +490,47 @@ async fn https_verifies_the_receiver_certificate() {
         2.0,
         "the memory queue's leftovers are counted as lost at shutdown"
     );
+}
+
+#[tokio::test]
+async fn https_presents_the_client_certificate() {
+    let pki = TestPki::new();
+    let receiver =
+        Receiver::start_tls(pki.acceptor_requiring_client_certificates(), Mode::Accept).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = pki.write_client_files(dir.path());
+    let (anonymous, metrics) = start(&format!(
+        "sinks:\n  - type: webhook\n    name: anonymous\n    url: {}\n    \
+         tls: {{ca_file: {}}}\n    retry: {{initial_backoff: 20ms, max_backoff: 50ms}}\n\
+         heartbeat_interval: off\ndrain_timeout: 100ms\n",
+        receiver.url("https"),
+        files.ca.display()
+    ));
+    submit(&anonymous, "Test rule", 1);
+    let deadline = std::time::Instant::now() + WAIT;
+    while metric(&metrics, "vigil_sink_failed_total{sink=\"anonymous\"}") < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "no failed attempt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anonymous.shutdown().await;
+    assert!(
+        receiver.requests().is_empty(),
+        "refused without a client certificate"
+    );
+
+    let (mutual, _) = start(&format!(
+        "sinks:\n  - type: webhook\n    url: {}\n    \
+         tls: {{ca_file: {}, cert_file: {}, key_file: {}}}\n    batch: {{max_wait: 10ms}}\n\
+         heartbeat_interval: off\n",
+        receiver.url("https"),
+        files.ca.display(),
+        files.cert.display(),
+        files.key.display()
+    ));
+    submit(&mutual, "Test rule", 2);
+    let lines = receiver
+        .wait_lines(WAIT, |lines| !alert_numbers(lines).is_empty())
+        .await;
+    assert_eq!(alert_numbers(&lines), [2]);
+    mutual.shutdown().await;
 }
