@@ -40,6 +40,8 @@ pub enum RecordKind {
     Exec = 3,
     /// A thread or process exit: [`ExitRecord`].
     Exit = 4,
+    /// An egress connection the policy does not allow: [`EgressRecord`].
+    Egress = 5,
 }
 
 impl RecordKind {
@@ -50,6 +52,7 @@ impl RecordKind {
             2 => Some(Self::Fork),
             3 => Some(Self::Exec),
             4 => Some(Self::Exit),
+            5 => Some(Self::Egress),
             _ => None,
         }
     }
@@ -321,6 +324,93 @@ pub struct Scratch {
     pub bytes: [u8; SCRATCH_SIZE],
 }
 
+/// Most egress policies (the kernel selects them with a 64-bit mask).
+pub const EGRESS_MAX_POLICIES: u32 = 64;
+/// Most port rules that apply to one destination prefix of one policy.
+pub const EGRESS_MAX_PORT_RULES: usize = 16;
+/// Deepest cgroup level whose policies apply to the processes below it.
+pub const EGRESS_MAX_CGROUP_DEPTH: u32 = 16;
+/// No default policy, in [`EgressConfig::default_policy`].
+pub const EGRESS_NO_POLICY: u32 = u32::MAX;
+
+/// Which policies exist and how they select workloads; the one value of `EGRESS_CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressConfig {
+    /// Bit `i` set: policy `i` exists.
+    pub active: u64,
+    /// Policies that enforce (deny) rather than monitor.
+    pub enforce: u64,
+    /// Policies that do not constrain the cgroup (they match in every cgroup).
+    pub cgroup_free: u64,
+    /// Policies that do not constrain the process name.
+    pub comm_free: u64,
+    /// The policy of workloads no policy selects, or [`EGRESS_NO_POLICY`].
+    pub default_policy: u32,
+    /// The agent's own process, never restricted (its sinks must always get through).
+    pub exempt_tgid: u32,
+}
+
+/// One allowed port range for a protocol.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressPortRule {
+    /// First port allowed.
+    pub lo: u16,
+    /// Last port allowed.
+    pub hi: u16,
+    /// `IPPROTO_TCP`, `IPPROTO_UDP`, or 0 for both.
+    pub protocol: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 3],
+}
+
+/// What an allowlist prefix allows: the port rules of the prefix and of every shorter prefix of
+/// the same policy that contains it (userspace merges them, since the trie returns only the
+/// longest match).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressPorts {
+    /// Rules in use.
+    pub len: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// The rules; the first `len` count.
+    pub rules: [EgressPortRule; EGRESS_MAX_PORT_RULES],
+}
+
+/// Key data of the IPv4 allowlist trie: the policy index (big endian, always matched in full)
+/// then the address.
+pub type EgressKey4 = [u8; 8];
+/// Key data of the IPv6 allowlist trie.
+pub type EgressKey6 = [u8; 20];
+
+/// An egress connection the policy does not allow, as the kernel side reports it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EgressRecord {
+    /// Common header; `kind` is [`RecordKind::Egress`].
+    pub header: RecordHeader,
+    /// The destination, IPv4 in the first four bytes; network byte order.
+    pub addr: [u8; 16],
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// Destination port.
+    pub port: u16,
+    /// The policy that decided.
+    pub policy: u32,
+    /// `IPPROTO_TCP`, `IPPROTO_UDP` or the socket's protocol.
+    pub protocol: u8,
+    /// 1: the kernel refused the call (enforce); 0: it was let through (monitor).
+    pub blocked: u8,
+    /// 0: `connect`; 1: `sendmsg`.
+    pub hook: u8,
+    /// Reserved, zero.
+    pub reserved: u8,
+    /// Reserved, zero.
+    pub reserved2: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are repr(C) plain data with no padding-dependent invariants; any bit
@@ -328,6 +418,8 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallRecipe {}
     unsafe impl aya::Pod for super::ProbeConfig {}
     unsafe impl aya::Pod for super::PendingCall {}
+    unsafe impl aya::Pod for super::EgressConfig {}
+    unsafe impl aya::Pod for super::EgressPorts {}
 }
 
 #[cfg(test)]
@@ -347,6 +439,9 @@ mod tests {
         assert_eq!(size_of::<ExecRecord>(), 72);
         assert_eq!(size_of::<ExitRecord>(), 72);
         assert_eq!(size_of::<SyscallRecipe>(), 16);
+        assert_eq!(size_of::<EgressRecord>(), 64 + 16 + 16);
+        assert_eq!(size_of::<EgressPorts>(), 8 + 8 * EGRESS_MAX_PORT_RULES);
+        assert_eq!(size_of::<EgressConfig>(), 40);
     }
 
     #[test]
@@ -356,10 +451,11 @@ mod tests {
             RecordKind::Fork,
             RecordKind::Exec,
             RecordKind::Exit,
+            RecordKind::Egress,
         ] {
             assert_eq!(RecordKind::from_u8(kind as u8), Some(kind));
         }
         assert_eq!(RecordKind::from_u8(0), None);
-        assert_eq!(RecordKind::from_u8(5), None);
+        assert_eq!(RecordKind::from_u8(6), None);
     }
 }

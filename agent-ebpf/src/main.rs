@@ -7,6 +7,8 @@
 #![no_std]
 #![no_main]
 
+mod egress;
+
 use core::{ffi::c_void, mem::size_of, ptr::addr_of_mut};
 
 use agent_common::{

@@ -140,6 +140,7 @@ impl Enricher {
                 self.processes.remove(task.pid);
                 info
             }
+            EventKind::Egress(_) => Arc::clone(&self.processes.entry(task, &mut self.cgroups).info),
             EventKind::Syscall(call) => {
                 let root = self.processes.proc_root().to_path_buf();
                 let entry = self.processes.entry(task, &mut self.cgroups);

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod egress;
 pub mod enrich;
 pub mod events;
 pub mod host;

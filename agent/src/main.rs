@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use cmd::{agent::AgentArgs, rules::RuleArgs};
-use vigil::sinks::config::DeliveryConfig;
+use vigil::{egress::policy::PolicySet, sinks::config::DeliveryConfig};
 
 #[derive(Parser)]
 #[command(name = "vigil", version, about = "eBPF runtime security agent")]
@@ -50,6 +50,9 @@ enum Command {
         /// alerts go to stdout as Falco JSON lines.
         #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Egress allowlist file or directory (repeatable; after those the config file names).
+        #[arg(long = "egress", value_name = "PATH")]
+        egress: Vec<PathBuf>,
     },
     /// Work with rules files.
     Rules {
@@ -105,17 +108,34 @@ fn dispatch(command: Command) -> Result<bool> {
             agent,
             rules,
             config,
+            egress,
         } => {
-            // Configuration and rules are checked before anything touches the kernel.
+            // Configuration, rules and policies are checked before anything touches the kernel.
             let delivery = match &config {
                 Some(path) => DeliveryConfig::load(path)?,
                 None => DeliveryConfig::stdout_only(),
             };
+            let policy_files: Vec<PathBuf> =
+                delivery.egress.iter().chain(&egress).cloned().collect();
+            let policies = load_policies(&policy_files)?;
             let ruleset = rules.load()?;
-            runtime()?.block_on(cmd::agent::run(agent, ruleset, delivery))?;
+            runtime()?.block_on(cmd::agent::run(agent, ruleset, delivery, policies))?;
             Ok(true)
         }
     }
+}
+
+/// Loads the egress policies, printing every error before refusing to start.
+fn load_policies(paths: &[PathBuf]) -> Result<PolicySet> {
+    if paths.is_empty() {
+        return Ok(PolicySet::empty());
+    }
+    PolicySet::load(paths).map_err(|errors| {
+        for error in &errors {
+            eprintln!("{error}");
+        }
+        anyhow::anyhow!("{} error(s) in the egress policies", errors.len())
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

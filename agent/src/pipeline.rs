@@ -20,7 +20,7 @@ use crate::{
     events::decode,
     host::mounts::{self, MountError},
     metrics::Metrics,
-    probes::{DropCounters, ProbeError, ProbeOptions, Probes},
+    probes::{DropCounters, ProbeError, ProbeOptions, Probes, egress::EgressMaps},
 };
 
 /// Why the pipeline could not start or stopped.
@@ -70,6 +70,7 @@ impl PipelineConfig {
 /// A running pipeline. Dropping it detaches the probes.
 pub struct Pipeline {
     events: mpsc::Receiver<Enriched>,
+    egress: Option<EgressMaps>,
     reader: JoinHandle<Result<(), PipelineError>>,
     poller: JoinHandle<()>,
     // Last: the probes must outlive the tasks reading their maps.
@@ -98,6 +99,11 @@ impl Pipeline {
             "probes attached, process table seeded"
         );
 
+        let egress = if probes.egress_attached() {
+            Some(probes.take_egress_maps()?)
+        } else {
+            None
+        };
         let ring = probes.take_ring_buffer()?;
         let drops = probes.take_drop_counters()?;
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
@@ -106,10 +112,16 @@ impl Pipeline {
         metrics.set_ready(probes.all_attached());
         Ok(Pipeline {
             events: rx,
+            egress,
             reader,
             poller,
             probes,
         })
+    }
+
+    /// The egress policy maps, when the egress programs are attached (taken once).
+    pub fn take_egress_maps(&mut self) -> Option<EgressMaps> {
+        self.egress.take()
     }
 
     /// The next enriched event; `None` once the reader stopped.

@@ -1,7 +1,10 @@
 //! Installs the toolchain Vigil's eBPF programs and tests need, skipping whatever is already
 //! there: re-running it is cheap, so every building task starts with it.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -24,6 +27,18 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const BPF_LINKER_SERIES: &str = "0.13.";
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 
+/// Names the directory holding the schema validators' dependencies for tests/format_schemas.rs.
+pub const SCHEMA_TOOLS_ENV: &str = "VIGIL_SCHEMA_TOOLS";
+/// Elastic's ECS field definitions, generated from ECS's own YAML and published on npm;
+/// tests/schemas/validate_ecs.js checks ECS documents against them, and requires the documents'
+/// `ecs.version` to be this release, so bumping it means bumping the agent's ECS_VERSION too.
+const ECS_PACKAGE: &str = "@elastic/ecs";
+const ECS_PACKAGE_VERSION: &str = "9.4.0";
+/// What tests/schemas/validate_ocsf.py imports: `ocsf-json-schema` generates OCSF's JSON Schemas
+/// per class and version (it packages OCSF 1.1.0, the version the agent emits), `jsonschema`
+/// validates against them. Pinned so a new release cannot change the verdict between two runs.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("ocsf-json-schema", "1.2.0"), ("jsonschema", "4.26.0")];
+
 /// Debian packages the build and the tests need. Add new system dependencies here.
 pub const DEBIAN_PACKAGES: &[&str] = &[
     // bpf-linker links against the system LLVM 22 and its dependencies.
@@ -38,6 +53,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // Integration tests: Debian's /usr/bin/python3 plays programs (memfd exec, ptrace, raw
     // sockets, a JVM, an SSH client) without extra tools.
     "python3",
+    // The OCSF schema test runs its validator in a virtualenv; Debian ships `python3 -m venv`
+    // (ensurepip) separately from python3.
+    "python3-venv",
     // Integration tests: `unshare`, `setpriv` (private mount namespaces, system users).
     "util-linux",
     // Integration tests: a real rsyslogd receives the syslog sink over UDP, TCP and TLS (its
@@ -46,9 +64,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "rsyslog-gnutls",
 ];
 
-/// Makes sure nightly + rust-src, the Debian packages and bpf-linker are installed.
+/// Makes sure nightly + rust-src, the Debian packages, bpf-linker and the schema validators'
+/// npm and PyPI packages are installed.
 pub fn bootstrap(ws: &Workspace) -> Result<()> {
-    eprintln!("bootstrap: checking the eBPF toolchain and system packages");
+    eprintln!("bootstrap: checking the eBPF toolchain, system packages and test tools");
     step("nightly toolchain", || nightly_toolchain(ws))?;
     step("rust-src for nightly", || {
         ensure_component(ws, Some(NIGHTLY), "rust-src")
@@ -56,6 +75,8 @@ pub fn bootstrap(ws: &Workspace) -> Result<()> {
     step("nightly LLVM version", || check_nightly_llvm(ws))?;
     step("Debian packages", || debian_packages(ws))?;
     step("bpf-linker", || bpf_linker(ws))?;
+    step("ECS field definitions", || ecs_definitions(ws))?;
+    step("OCSF schemas", || ocsf_schemas(ws))?;
     eprintln!("bootstrap: done");
     Ok(())
 }
@@ -242,6 +263,186 @@ fn bpf_linker(ws: &Workspace) -> Result<()> {
     }
 }
 
+/// Where the schema validators' dependencies live: in the target directory, so they follow
+/// `CARGO_TARGET_DIR` and `cargo clean` removes them with the rest of the build.
+pub fn schema_tools_dir(ws: &Workspace) -> PathBuf {
+    ws.target_dir().join("schema-tools")
+}
+
+/// Installs `@elastic/ecs` into `<schema tools>/ecs/node_modules` for the ECS validator.
+fn ecs_definitions(ws: &Workspace) -> Result<()> {
+    let node = probe_stdout(ws.command("node").arg("--version"))?;
+    let npm = probe_stdout(ws.command("npm").arg("--version"))?;
+    let (Some(node), Some(npm)) = (node, npm) else {
+        bail!(
+            "the ECS schema test runs its validator with Node.js and installs Elastic's field \
+             definitions with npm, but `node` or `npm` is not on PATH; install both (on Debian: \
+             `apt-get install nodejs npm`) and re-run"
+        );
+    };
+    let prefix = schema_tools_dir(ws).join("ecs");
+    let manifest = prefix
+        .join("node_modules")
+        .join(ECS_PACKAGE)
+        .join("package.json");
+    let package = format!("{ECS_PACKAGE}@{ECS_PACKAGE_VERSION}");
+    match npm_package_version(ws, &manifest)? {
+        Some(version) if version == ECS_PACKAGE_VERSION => {
+            satisfied(&format!(
+                "{package} is installed in {} (node {}, npm {})",
+                prefix.display(),
+                node.trim(),
+                npm.trim()
+            ));
+            return Ok(());
+        }
+        Some(version) => eprintln!(
+            "  wrong version: {ECS_PACKAGE}@{version} in {}, need {ECS_PACKAGE_VERSION}; \
+             reinstalling",
+            prefix.display()
+        ),
+        None => eprintln!(
+            "  missing: {package} in {}; installing it",
+            prefix.display()
+        ),
+    }
+    std::fs::create_dir_all(&prefix)
+        .with_context(|| format!("could not create {}", prefix.display()))?;
+    // --no-save: the prefix has no package.json to record the dependency in, nor needs one.
+    shell::run(
+        ws.command("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(&package),
+    )?;
+    match npm_package_version(ws, &manifest)? {
+        Some(version) if version == ECS_PACKAGE_VERSION => Ok(()),
+        found => bail!(
+            "npm installed {package}, but {} reports {}",
+            manifest.display(),
+            found.as_deref().unwrap_or("nothing readable")
+        ),
+    }
+}
+
+/// The `version` of an installed npm package's manifest, `None` when it is not installed.
+fn npm_package_version(ws: &Workspace, manifest: &Path) -> Result<Option<String>> {
+    if !manifest.is_file() {
+        return Ok(None);
+    }
+    // Node reads the manifest, so no JSON parser is needed here.
+    let out = probe_stdout(
+        ws.command("node")
+            .args(["-p", "require(process.argv[1]).version"])
+            .arg(manifest),
+    )?;
+    Ok(out.map(|version| version.trim().to_owned()))
+}
+
+/// Creates the virtualenv `<schema tools>/venv` with [`PYTHON_PACKAGES`] for the OCSF
+/// validator.
+fn ocsf_schemas(ws: &Workspace) -> Result<()> {
+    let venv = schema_tools_dir(ws).join("venv");
+    let python = venv.join("bin").join("python3");
+    let report = python_package_report(ws, &python)?;
+    let missing = missing_python_packages(report.as_deref().unwrap_or(""));
+    if missing.is_empty() {
+        satisfied(&format!(
+            "{} are installed in {}",
+            pins(PYTHON_PACKAGES).join(", "),
+            venv.display()
+        ));
+        return Ok(());
+    }
+    if report.is_none() {
+        // Also the way out of a virtualenv whose base interpreter is gone: --clear rebuilds it.
+        eprintln!(
+            "  missing: a working Python virtualenv at {}; creating it",
+            venv.display()
+        );
+        shell::run(
+            ws.command("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv),
+        )
+        .context(
+            "could not create the virtualenv for the OCSF validator (on Debian, `python3 -m venv` \
+             needs the python3-venv package, which the Debian packages step installs)",
+        )?;
+    }
+    eprintln!(
+        "  missing: {} in {}; installing with pip",
+        pins(&missing).join(", "),
+        venv.display()
+    );
+    shell::run(
+        ws.command(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
+            .args(pins(&missing)),
+    )?;
+    let report = python_package_report(ws, &python)?.unwrap_or_default();
+    let still_missing = missing_python_packages(&report);
+    if !still_missing.is_empty() {
+        bail!(
+            "pip succeeded but {} still not installed in {}",
+            pins(&still_missing).join(", "),
+            venv.display()
+        );
+    }
+    Ok(())
+}
+
+/// `name version` lines for [`PYTHON_PACKAGES`] as the virtualenv's Python sees them (`-` for a
+/// missing one); `None` when that Python is missing or broken.
+fn python_package_report(ws: &Workspace, python: &Path) -> Result<Option<String>> {
+    if !python.exists() {
+        return Ok(None);
+    }
+    const SCRIPT: &str = concat!(
+        "import importlib.metadata as m, sys\n",
+        "for name in sys.argv[1:]:\n",
+        "    try: print(name, m.version(name))\n",
+        "    except m.PackageNotFoundError: print(name, '-')\n",
+    );
+    let mut cmd = ws.command(python);
+    cmd.args(["-c", SCRIPT])
+        .args(PYTHON_PACKAGES.iter().map(|(name, _)| name));
+    probe_stdout(&mut cmd)
+}
+
+/// The [`PYTHON_PACKAGES`] whose pinned version a [`python_package_report`] does not show.
+fn missing_python_packages(report: &str) -> Vec<(&'static str, &'static str)> {
+    let installed: BTreeSet<(&str, &str)> = report
+        .lines()
+        .filter_map(|line| line.trim().split_once(' '))
+        .collect();
+    PYTHON_PACKAGES
+        .iter()
+        .copied()
+        .filter(|pin| !installed.contains(pin))
+        .collect()
+}
+
+/// Packages as pip requirements (`name==version`).
+fn pins(packages: &[(&str, &str)]) -> Vec<String> {
+    packages
+        .iter()
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect()
+}
+
 /// The version `bpf-linker --version` reports, `None` when it is not installed.
 fn bpf_linker_version(ws: &Workspace) -> Result<Option<String>> {
     // A bpf-linker that fails to report its version is broken: treat it as missing.
@@ -331,6 +532,29 @@ mod tests {
         let vv = "rustc 1.97.0-nightly\nhost: x86_64-unknown-linux-gnu\nLLVM version: 22.1.8\n";
         assert_eq!(llvm_major(vv), Some(22));
         assert_eq!(llvm_major("rustc 1.0\n"), None);
+    }
+
+    #[test]
+    fn python_package_report_parsing() {
+        // The report with the first package's version replaced.
+        let report = |first: &str| -> String {
+            PYTHON_PACKAGES
+                .iter()
+                .enumerate()
+                .map(|(i, (name, version))| {
+                    format!("{name} {}\n", if i == 0 { first } else { version })
+                })
+                .collect()
+        };
+        let (_, pinned) = PYTHON_PACKAGES[0];
+        assert!(missing_python_packages(&report(pinned)).is_empty());
+        assert_eq!(
+            missing_python_packages(&report("0.0.1")),
+            [PYTHON_PACKAGES[0]]
+        );
+        assert_eq!(missing_python_packages(&report("-")), [PYTHON_PACKAGES[0]]);
+        assert_eq!(missing_python_packages(""), PYTHON_PACKAGES);
+        assert_eq!(pins(&[("jsonschema", "4.26.0")]), ["jsonschema==4.26.0"]);
     }
 
     #[test]

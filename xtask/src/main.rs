@@ -29,7 +29,9 @@ enum Task {
     /// Install the eBPF toolchain and test tools, skipping what is present.
     ///
     /// Installs the nightly toolchain with rust-src, the Debian packages (LLVM 22 for
-    /// bpf-linker, iproute2, procps; apt needs root) and bpf-linker 0.13.
+    /// bpf-linker, and the test tools: iproute2, procps, python3, rsyslog, ...; apt needs
+    /// root), bpf-linker 0.13, and the ECS and OCSF schema validators the format tests use
+    /// (npm's @elastic/ecs and a Python venv, under the target directory).
     Bootstrap,
     /// Bootstrap, then build the agent (`cargo build -p vigil`).
     Build {

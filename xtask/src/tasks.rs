@@ -75,6 +75,8 @@ pub fn test(ws: &Workspace, args: &[OsString]) -> Result<()> {
     shell::run(ws.cargo().args(["build", "-p", AGENT_PACKAGE]))?;
     shell::run(
         ws.cargo()
+            // The schema tests run validators whose dependencies bootstrap installed there.
+            .env(bootstrap::SCHEMA_TOOLS_ENV, bootstrap::schema_tools_dir(ws))
             .args(["test", "-p", INTEGRATION_TESTS_PACKAGE])
             .args(["--", "--test-threads=1"])
             .args(args),

@@ -4,6 +4,7 @@ use std::{
     io::{self, Write},
     net::SocketAddr,
     num::NonZeroUsize,
+    path::PathBuf,
     sync::Arc,
 };
 
@@ -14,11 +15,14 @@ use tokio::{
     sync::watch,
 };
 use vigil::{
+    egress::{self, alert::EgressAlerts, policy::PolicySet},
     enrich::Enriched,
     events::syscalls::{self, Syscall},
+    host::mounts,
     metrics::Metrics,
     output,
     pipeline::{Pipeline, PipelineConfig},
+    probes::egress::KernelPolicy,
     rules::{alert::hostname, engine::Ruleset},
     server,
     sinks::{config::DeliveryConfig, dispatcher::Dispatcher},
@@ -48,6 +52,8 @@ struct TracingOptions {
     syscalls: Vec<Syscall>,
     /// Rules running, for the `vigil_rules_loaded` gauge.
     rules_loaded: usize,
+    /// Egress policies for the kernel, and the cgroup v2 root the programs attach to.
+    egress: Option<(PathBuf, KernelPolicy)>,
 }
 
 impl Default for TracingOptions {
@@ -57,6 +63,7 @@ impl Default for TracingOptions {
             capture_buffers: false,
             syscalls: syscalls::default_interest().collect(),
             rules_loaded: 0,
+            egress: None,
         }
     }
 }
@@ -85,8 +92,14 @@ pub async fn trace(args: AgentArgs, json: bool) -> Result<()> {
     .await
 }
 
-/// `vigil run`: every event through the rules, alerts to the configured sinks.
-pub async fn run(args: AgentArgs, ruleset: Ruleset, delivery: DeliveryConfig) -> Result<()> {
+/// `vigil run`: every event through the rules (and egress decisions through the built-in egress
+/// rule), alerts to the configured sinks.
+pub async fn run(
+    args: AgentArgs,
+    ruleset: Ruleset,
+    delivery: DeliveryConfig,
+    policies: PolicySet,
+) -> Result<()> {
     let capture_env = ruleset.uses_field("proc.env");
     let capture_buffers = ruleset.uses_field("evt.buffer");
     // Opt-in syscalls are traced only when a rule can match them.
@@ -98,12 +111,33 @@ pub async fn run(args: AgentArgs, ruleset: Ruleset, delivery: DeliveryConfig) ->
             .copied()
             .filter(|s| needed.contains(&syscalls::spec(*s).name)),
     );
+    let (egress, policy_names) = if policies.policies.is_empty() && policies.default.is_none() {
+        (None, Vec::new())
+    } else {
+        let cgroup_root =
+            mounts::cgroup2_mount().context("finding cgroup v2 for egress control")?;
+        let compiled = egress::kernel::compile(&policies, &cgroup_root, std::process::id())
+            .context("preparing the egress policies for the kernel")?;
+        for warning in &compiled.unmatched {
+            tracing::warn!(%warning, "egress policy selects nothing yet");
+        }
+        if compiled.host_rules > 0 {
+            tracing::warn!(
+                rules = compiled.host_rules,
+                "egress rules by host name are not enforced yet: only cidr rules are"
+            );
+        }
+        tracing::info!(policies = compiled.names.len(), "egress policies loaded");
+        (Some((cgroup_root, compiled.kernel)), compiled.names)
+    };
     let tracing_options = TracingOptions {
         capture_env,
         capture_buffers,
         syscalls,
         rules_loaded: ruleset.len(),
+        egress,
     };
+    let egress_alerts = EgressAlerts::new(hostname());
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
     let dispatcher = Arc::new(
         Dispatcher::start(&delivery, &metrics, hostname()).context("starting alert delivery")?,
@@ -113,6 +147,8 @@ pub async fn run(args: AgentArgs, ruleset: Ruleset, delivery: DeliveryConfig) ->
     let outcome = run_agent(args, tracing_options, metrics, move |event, _, metrics| {
         alerts.clear();
         ruleset.evaluate(event, &mut alerts);
+        alerts
+            .extend(egress_alerts.alert(event, |index| policy_names.get(index as usize).cloned()));
         for alert in &alerts {
             metrics.alerts.with_label_values(&[alert.priority]).inc();
             sink.submit_alert(alert, event);
@@ -153,9 +189,22 @@ async fn run_agent(
     config.state.capture_env = options.capture_env;
     config.probes.capture_buffers = options.capture_buffers;
     config.probes.syscalls = options.syscalls;
+    config.probes.egress_cgroup_root = options.egress.as_ref().map(|(root, _)| root.clone());
     let mut pipeline = Pipeline::start(config, Arc::clone(&metrics))
         .await
         .context("starting the eBPF probes")?;
+    // Held for the life of the agent: the policies are written through them.
+    let _egress_maps = match options.egress {
+        Some((_, kernel_policy)) => {
+            let mut maps = pipeline
+                .take_egress_maps()
+                .context("the egress programs are attached but their maps are missing")?;
+            maps.apply(kernel_policy)
+                .context("writing the egress policies to the kernel")?;
+            Some(maps)
+        }
+        None => None,
+    };
     tracing::info!(programs = ?pipeline.attached(), "vigil is running");
 
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;

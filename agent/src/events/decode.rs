@@ -4,8 +4,8 @@
 use std::mem::size_of;
 
 use agent_common::{
-    ExecRecord, ExitRecord, ForkRecord, RecordHeader, RecordKind, SOCKADDR_MAX, STR_SLOTS,
-    SyscallRecord,
+    EgressRecord, ExecRecord, ExitRecord, ForkRecord, RecordHeader, RecordKind, SOCKADDR_MAX,
+    STR_SLOTS, SyscallRecord,
 };
 use thiserror::Error;
 
@@ -30,6 +30,9 @@ pub enum DecodeError {
     /// The syscall id is not in the table.
     #[error("unknown syscall id {0}")]
     UnknownSyscall(u16),
+    /// An egress record names an address family other than IPv4 or IPv6.
+    #[error("egress record with address family {0}")]
+    UnknownFamily(u16),
     /// A length field points past the end of the record.
     #[error("{field} claims {claimed} bytes but only {available} remain")]
     LengthOverflow {
@@ -68,11 +71,40 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let _: ExitRecord = read_fixed(bytes, "exit")?;
             EventKind::Exit
         }
+        RecordKind::Egress => EventKind::Egress(decode_egress(bytes)?),
     };
     Ok(Event {
         task,
         flags: header.flags,
         kind,
+    })
+}
+
+const AF_INET: u16 = libc::AF_INET as u16;
+const AF_INET6: u16 = libc::AF_INET6 as u16;
+
+fn decode_egress(bytes: &[u8]) -> Result<super::EgressDecision, DecodeError> {
+    let record: EgressRecord = read_fixed(bytes, "egress")?;
+    let addr = match record.family {
+        AF_INET => {
+            let mut octets = [0u8; 4];
+            octets.copy_from_slice(&record.addr[..4]);
+            std::net::IpAddr::from(octets)
+        }
+        AF_INET6 => std::net::IpAddr::from(record.addr),
+        family => return Err(DecodeError::UnknownFamily(family)),
+    };
+    Ok(super::EgressDecision {
+        addr,
+        port: record.port,
+        protocol: record.protocol,
+        policy: record.policy,
+        blocked: record.blocked != 0,
+        hook: if record.hook == 1 {
+            super::EgressHook::Sendmsg
+        } else {
+            super::EgressHook::Connect
+        },
     })
 }
 

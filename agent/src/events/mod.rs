@@ -59,6 +59,45 @@ pub enum EventKind {
     },
     /// A process ended (its last thread, or its leader when the kernel does not say).
     Exit,
+    /// An outbound connection or send that the egress policy does not allow.
+    Egress(EgressDecision),
+}
+
+/// The kernel's decision on a connection its egress policy does not allow.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EgressDecision {
+    /// Destination address.
+    pub addr: std::net::IpAddr,
+    /// Destination port.
+    pub port: u16,
+    /// IP protocol number (6 TCP, 17 UDP).
+    pub protocol: u8,
+    /// Index of the policy that decided.
+    pub policy: u32,
+    /// Whether the call was refused (enforce) or let through (monitor).
+    pub blocked: bool,
+    /// `connect` or `sendmsg`.
+    pub hook: EgressHook,
+}
+
+/// Which call an egress decision was about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EgressHook {
+    /// `connect` (TCP, or UDP connect).
+    Connect,
+    /// `sendmsg`/`sendto` on an unconnected UDP socket.
+    Sendmsg,
+}
+
+impl EgressHook {
+    /// The syscall family the decision belongs to (`connect` or `sendto`).
+    pub fn syscall(self) -> &'static str {
+        match self {
+            EgressHook::Connect => "connect",
+            EgressHook::Sendmsg => "sendto",
+        }
+    }
 }
 
 /// A decoded record.
@@ -80,6 +119,7 @@ impl Event {
             EventKind::Fork { .. } => "procfork",
             EventKind::Exec { .. } => "procexec",
             EventKind::Exit => "procexit",
+            EventKind::Egress(_) => "egress",
         }
     }
 

@@ -74,6 +74,20 @@ pub fn to_fields(event: &Enriched) -> Value {
             put("evt.arg.old_tid", json!(old_tid));
         }
         EventKind::Exit => {}
+        EventKind::Egress(decision) => {
+            put("fd.sip", json!(decision.addr.to_string()));
+            put("fd.sport", json!(decision.port));
+            put("evt.arg.policy", json!(decision.policy));
+            put("evt.arg.syscall", json!(decision.hook.syscall()));
+            put(
+                "evt.arg.verdict",
+                json!(if decision.blocked {
+                    "blocked"
+                } else {
+                    "monitored"
+                }),
+            );
+        }
     }
 
     put("proc.pid", json!(proc.pid));

@@ -32,6 +32,17 @@ pub fn to_line(event: &Enriched) -> String {
         EventKind::Fork { child_pid, .. } => line.push_str(&format!(" child={child_pid}")),
         EventKind::Exec { filename, .. } => line.push_str(&format!(" filename={filename}")),
         EventKind::Exit => {}
+        EventKind::Egress(decision) => line.push_str(&format!(
+            " egress={}:{} policy={} {}",
+            decision.addr,
+            decision.port,
+            decision.policy,
+            if decision.blocked {
+                "blocked"
+            } else {
+                "monitored"
+            }
+        )),
     }
     if let Some(info) = event.fd.as_ref().and_then(|fd| fd.info.as_ref())
         && !info.name.is_empty()

@@ -1,6 +1,7 @@
 //! Loading, configuring and attaching Vigil's eBPF programs: the thin layer between the kernel
 //! and the rest of the agent.
 
+pub mod egress;
 pub mod layout;
 
 use std::path::{Path, PathBuf};
@@ -109,6 +110,8 @@ pub struct ProbeOptions {
     pub syscalls: Vec<Syscall>,
     /// Copy the first bytes of I/O buffers (only when a rule reads `evt.buffer`).
     pub capture_buffers: bool,
+    /// Attach the egress programs to this cgroup v2 root (only when egress policies exist).
+    pub egress_cgroup_root: Option<PathBuf>,
 }
 
 impl Default for ProbeOptions {
@@ -119,6 +122,7 @@ impl Default for ProbeOptions {
             tracefs: PathBuf::from("/sys/kernel/tracing"),
             syscalls: syscalls::default_interest().collect(),
             capture_buffers: false,
+            egress_cgroup_root: None,
         }
     }
 }
@@ -127,6 +131,7 @@ impl Default for ProbeOptions {
 pub struct Probes {
     ebpf: Ebpf,
     attached: Vec<&'static str>,
+    egress_attached: bool,
 }
 
 impl Probes {
@@ -170,9 +175,13 @@ impl Probes {
         let mut probes = Probes {
             ebpf,
             attached: Vec::new(),
+            egress_attached: false,
         };
         probes.set_interest(options.syscalls.iter().copied(), options.capture_buffers)?;
         probes.attach_all(&tracefs)?;
+        if let Some(cgroup_root) = &options.egress_cgroup_root {
+            probes.attach_egress(cgroup_root)?;
+        }
         Ok(probes)
     }
 
@@ -212,7 +221,9 @@ impl Probes {
 
     /// Whether every program is attached.
     pub fn all_attached(&self) -> bool {
-        self.attached.len() == PROGRAMS.len()
+        PROGRAMS
+            .iter()
+            .all(|(program, _, _)| self.attached.contains(program))
     }
 
     /// Captures exactly `wanted` (clone and clone3 are always kept: the fork program needs their

@@ -81,6 +81,8 @@ pub struct DeliveryConfig {
     pub heartbeat_interval: Option<Duration>,
     /// How long shutdown waits for the sinks to deliver what is queued.
     pub drain_timeout: Duration,
+    /// Egress allowlist files or directories (loaded before those given with `--egress`).
+    pub egress: Vec<PathBuf>,
 }
 
 /// One sink.
@@ -241,6 +243,7 @@ impl DeliveryConfig {
             fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
             heartbeat_interval: Some(DEFAULT_HEARTBEAT),
             drain_timeout: DEFAULT_DRAIN,
+            egress: Vec::new(),
         }
     }
 
@@ -250,7 +253,17 @@ impl DeliveryConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        DeliveryConfig::parse(&text, path)
+        let mut config = DeliveryConfig::parse(&text, path)?;
+        // Files the configuration names are relative to the configuration, not to wherever
+        // the agent happens to start.
+        if let Some(dir) = path.parent() {
+            for file in &mut config.egress {
+                if file.is_relative() {
+                    *file = dir.join(&*file);
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates configuration text; `path` is only used in errors.
@@ -326,6 +339,8 @@ struct RawConfig {
     heartbeat_interval: Option<Option<Duration>>,
     #[serde(default, deserialize_with = "optional_duration")]
     drain_timeout: Option<Duration>,
+    #[serde(default)]
+    egress: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -636,6 +651,7 @@ impl RawConfig {
                 .map_or(FsyncPolicy::Interval(Duration::from_secs(1)), |f| f.0),
             heartbeat_interval: self.heartbeat_interval.unwrap_or(Some(DEFAULT_HEARTBEAT)),
             drain_timeout,
+            egress: self.egress,
         })
     }
 }

@@ -22,7 +22,7 @@ mod source;
 mod substitute;
 mod text;
 mod version;
-mod yaml;
+pub(crate) mod yaml;
 
 #[cfg(test)]
 mod tests;

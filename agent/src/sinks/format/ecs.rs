@@ -1,4 +1,4 @@
-//! Elastic Common Schema 8.x documents, ready for an Elasticsearch data stream or any
+//! Elastic Common Schema 9.x documents, ready for an Elasticsearch data stream or any
 //! ECS-aware SIEM.
 
 use serde_json::{Map, Value};
@@ -10,8 +10,9 @@ use super::{
 };
 use crate::sinks::record::{Record, RecordKind};
 
-/// The ECS release the documents follow.
-const ECS_VERSION: &str = "8.11.0";
+/// The ECS release the documents follow: the one whose field definitions tests/format_schemas.rs
+/// validates them against (`process.group.id`, for one, is not in ECS 8.11).
+const ECS_VERSION: &str = "9.4.0";
 
 /// The record as an ECS document.
 pub(super) fn to_json(record: &Record) -> Value {

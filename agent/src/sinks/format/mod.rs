@@ -2,7 +2,7 @@
 //!
 //! - [`Format::Falco`]: Falco's `json_output` object, so falcosidekick and existing Falco
 //!   pipelines consume Vigil unchanged.
-//! - [`Format::Ecs`]: an Elastic Common Schema 8.x document.
+//! - [`Format::Ecs`]: an Elastic Common Schema 9.x document.
 //! - [`Format::Ocsf`]: an OCSF 1.1.0 event: a Detection Finding, or an Application Lifecycle
 //!   event for the agent's heartbeats and starts.
 //! - [`Format::Cef`]: an ArcSight Common Event Format line.
@@ -33,7 +33,7 @@ pub enum Format {
     /// Falco's JSON alert, plus `uuid` (the record id) and `output_fields["vigil.seq"]`.
     #[default]
     Falco,
-    /// Elastic Common Schema 8.x.
+    /// Elastic Common Schema 9.x.
     Ecs,
     /// Open Cybersecurity Schema Framework 1.1.0.
     Ocsf,

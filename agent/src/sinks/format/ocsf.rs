@@ -53,6 +53,8 @@ const SEVERITIES: [(u8, &str); 8] = [
 
 /// Context fields OCSF 1.1.0 has no attribute for; they travel in `unmapped.context`.
 const UNMAPPED: &[&str] = &[
+    // The syscall: the related event names only its OCSF class and activity.
+    "evt.type",
     "evt.res",
     "proc.cwd",
     "proc.tty",
@@ -210,7 +212,8 @@ fn finding_info(record: &Record, activity: Option<Activity>) -> Obj {
 }
 
 /// The event that triggered the finding, named by the activity class it belongs to. It has no
-/// identity of its own outside this alert, so it shares the record's id.
+/// identity of its own outside this alert, so it shares the record's id. In 1.1.0 `type` holds
+/// the type's caption ("Process Activity: Launch"): `type_name` arrived only in 1.2.0.
 fn related_event(record: &Record, activity: Activity) -> Obj {
     let (class_uid, class_name) = match activity.family {
         Family::Process => (1007, "Process Activity"),
@@ -220,8 +223,7 @@ fn related_event(record: &Record, activity: Activity) -> Obj {
     Obj::new()
         .set("uid", record.id.as_str())
         .set("type_uid", type_uid(class_uid, activity.ocsf_id))
-        .set("type_name", format!("{class_name}: {}", activity.ocsf_name))
-        .opt("type", text(record, "evt.type"))
+        .set("type", format!("{class_name}: {}", activity.ocsf_name))
 }
 
 fn process(record: &Record) -> Obj {
@@ -400,8 +402,7 @@ mod tests {
             json!([{
                 "uid": record.id,
                 "type_uid": 100701,
-                "type_name": "Process Activity: Launch",
-                "type": "execve",
+                "type": "Process Activity: Launch",
             }])
         );
 
@@ -469,6 +470,7 @@ mod tests {
         assert_eq!(context["proc.cwd"], "/var/www/");
         assert_eq!(context["container.privileged"], false);
         assert_eq!(context["fd.name"], "10.0.0.5:51234->203.0.113.7:4444");
+        assert_eq!(context["evt.type"], "execve");
         assert!(context.get("proc.name").is_none());
     }
 
@@ -476,7 +478,7 @@ mod tests {
     fn maps_file_events() {
         let event = to_json(&file_record());
         assert_eq!(
-            event["finding_info"]["related_events"][0]["type_name"],
+            event["finding_info"]["related_events"][0]["type"],
             "File System Activity: Open"
         );
         assert_eq!(
@@ -508,7 +510,7 @@ mod tests {
         record.context.insert("fd.sip".into(), "2001:db8::7".into());
         let event = to_json(&record);
         assert_eq!(
-            event["finding_info"]["related_events"][0]["type_name"],
+            event["finding_info"]["related_events"][0]["type"],
             "Network Activity: Open"
         );
         let connection = &event["evidences"][0]["connection_info"];

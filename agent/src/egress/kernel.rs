@@ -1,0 +1,446 @@
+//! Turns policies into what the kernel side decides with: a bit per policy, the cgroups and
+//! process names that select each, and per-policy allowlist tries whose entries carry the port
+//! rules of every shorter prefix that contains them.
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+use agent_common::{
+    EGRESS_MAX_POLICIES, EGRESS_MAX_PORT_RULES, EGRESS_NO_POLICY, EgressConfig, EgressPortRule,
+    EgressPorts,
+};
+use ipnet::IpNet;
+
+use super::policy::{Destination, Mode, Policy, PolicySet, Protocol};
+use crate::{
+    probes::egress::{AllowEntry, KernelPolicy},
+    state::container::container_from_cgroup,
+};
+
+/// Deepest cgroup directory looked at when finding containers' cgroups.
+const MAX_WALK_DEPTH: usize = 12;
+
+/// Why policies cannot be put in the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelPolicyError {
+    /// A policy uses a selector the kernel side cannot apply yet.
+    #[error("policy {policy}: {message}")]
+    Unsupported {
+        /// The policy.
+        policy: String,
+        /// What is missing.
+        message: String,
+    },
+    /// Too many port rules cover one destination.
+    #[error(
+        "policy {policy}: {prefix} is covered by {count} port rules; at most {max} can apply to one destination"
+    )]
+    TooManyPortRules {
+        /// The policy.
+        policy: String,
+        /// The destination prefix.
+        prefix: IpNet,
+        /// Rules that apply.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More policies than the kernel mask holds.
+    #[error("{count} policies (with the default): at most {max}")]
+    TooManyPolicies {
+        /// Policies given.
+        count: usize,
+        /// The limit.
+        max: u32,
+    },
+}
+
+/// Policies in kernel form, with what userspace needs to explain the kernel's reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompiledPolicies {
+    /// What the maps hold.
+    pub kernel: KernelPolicy,
+    /// Policy names by kernel index.
+    pub names: Vec<String>,
+    /// Modes by kernel index.
+    pub modes: Vec<Mode>,
+    /// Host-name rules by kernel index (resolved through DNS answers, not in the tries).
+    pub host_rules: usize,
+    /// Selectors that matched no cgroup at compile time, for a warning.
+    pub unmatched: Vec<String>,
+}
+
+/// Compiles the policies; `cgroup_root` is the cgroup v2 mount (selectors name cgroups below
+/// it) and `exempt_tgid` the agent's own process.
+pub fn compile(
+    set: &PolicySet,
+    cgroup_root: &Path,
+    exempt_tgid: u32,
+) -> Result<CompiledPolicies, KernelPolicyError> {
+    let count = set.policies.len() + usize::from(set.default.is_some());
+    if count > EGRESS_MAX_POLICIES as usize {
+        return Err(KernelPolicyError::TooManyPolicies {
+            count,
+            max: EGRESS_MAX_POLICIES,
+        });
+    }
+    let mut compiled = CompiledPolicies::default();
+    let mut config = EgressConfig {
+        default_policy: EGRESS_NO_POLICY,
+        exempt_tgid,
+        ..EgressConfig::default()
+    };
+    let mut cgroups: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut comms: BTreeMap<[u8; 16], u64> = BTreeMap::new();
+    let mut containers: Option<Vec<ContainerCgroup>> = None;
+    let all = set
+        .policies
+        .iter()
+        .map(|p| (p, false))
+        .chain(set.default.iter().map(|p| (p, true)));
+    for (index, (policy, is_default)) in all.enumerate() {
+        let bit = 1u64 << index;
+        config.active |= bit;
+        if policy.mode == Mode::Enforce {
+            config.enforce |= bit;
+        }
+        compiled.names.push(policy.name.clone());
+        compiled.modes.push(policy.mode);
+        allowlist(policy, index as u32, &mut compiled)?;
+        if is_default {
+            // Never selected by a mask: only when no other policy selects the caller.
+            config.default_policy = index as u32;
+            continue;
+        }
+        let selector = &policy.matcher;
+        let unsupported = [
+            ("container.name", &selector.container_name),
+            (
+                "container.image.repository",
+                &selector.container_image_repository,
+            ),
+            ("k8s.ns.name", &selector.k8s_ns_name),
+            ("k8s.pod.name", &selector.k8s_pod_name),
+        ];
+        if let Some((key, _)) = unsupported.iter().find(|(_, values)| !values.is_empty()) {
+            return Err(KernelPolicyError::Unsupported {
+                policy: policy.name.clone(),
+                message: format!(
+                    "selecting workloads by {key} is not supported yet; select them by \
+                     `cgroup` or `container.id`"
+                ),
+            });
+        }
+        let mut ids: Option<Vec<u64>> = None;
+        if !selector.cgroup.is_empty() && selector.container_id.is_empty() {
+            let found: Vec<u64> = selector
+                .cgroup
+                .iter()
+                .filter_map(|path| {
+                    let id = cgroup_id(cgroup_root, path);
+                    if id.is_none() {
+                        compiled.unmatched.push(format!(
+                            "policy {}: cgroup {path} does not exist",
+                            policy.name
+                        ));
+                    }
+                    id
+                })
+                .collect();
+            ids = Some(found);
+        }
+        if !selector.container_id.is_empty() {
+            let known = containers.get_or_insert_with(|| container_cgroups(cgroup_root));
+            let found: Vec<u64> = known
+                .iter()
+                .filter(|container| {
+                    selector
+                        .container_id
+                        .iter()
+                        .any(|wanted| container.id.starts_with(wanted.as_str()))
+                        // With `cgroup` too, only containers inside one of those trees.
+                        && (selector.cgroup.is_empty()
+                            || selector.cgroup.iter().any(|tree| {
+                                container.path == *tree
+                                    || container.path.starts_with(&format!("{tree}/"))
+                            }))
+                })
+                .map(|container| container.cgroup)
+                .collect();
+            if found.is_empty() {
+                compiled.unmatched.push(format!(
+                    "policy {}: no running container matches",
+                    policy.name
+                ));
+            }
+            ids = Some(found);
+        }
+        match ids {
+            None => config.cgroup_free |= bit,
+            Some(ids) => {
+                for id in ids {
+                    *cgroups.entry(id).or_default() |= bit;
+                }
+            }
+        }
+        if selector.proc_name.is_empty() {
+            config.comm_free |= bit;
+        } else {
+            for name in &selector.proc_name {
+                *comms.entry(comm_key(name)).or_default() |= bit;
+            }
+        }
+    }
+    compiled.kernel.config = config;
+    compiled.kernel.cgroups = cgroups.into_iter().collect();
+    compiled.kernel.comms = comms.into_iter().collect();
+    Ok(compiled)
+}
+
+/// The kernel's comm for a process name: at most 15 bytes, NUL padded.
+fn comm_key(name: &str) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    let bytes = name.as_bytes();
+    let len = bytes.len().min(15);
+    key[..len].copy_from_slice(&bytes[..len]);
+    key
+}
+
+fn cgroup_id(root: &Path, relative: &str) -> Option<u64> {
+    let path = root.join(relative.trim_start_matches('/'));
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_dir().then(|| meta.ino())
+}
+
+/// A container's cgroup.
+struct ContainerCgroup {
+    /// Full container id.
+    id: String,
+    /// Path relative to the cgroup root, without a leading slash.
+    path: String,
+    /// cgroup id.
+    cgroup: u64,
+}
+
+/// Every container cgroup below the root.
+fn container_cgroups(root: &Path) -> Vec<ContainerCgroup> {
+    let mut found = Vec::new();
+    let mut stack: Vec<(PathBuf, usize)> = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_dir() {
+                continue;
+            }
+            let path = entry.path();
+            if let Ok(relative) = path.strip_prefix(root) {
+                let relative = relative.display().to_string();
+                if let Some(container) = container_from_cgroup(&format!("/{relative}")) {
+                    found.push(ContainerCgroup {
+                        id: container.full_id,
+                        path: relative,
+                        cgroup: meta.ino(),
+                    });
+                }
+            }
+            if depth + 1 < MAX_WALK_DEPTH {
+                stack.push((path, depth + 1));
+            }
+        }
+    }
+    found
+}
+
+/// Adds a policy's CIDR rules to the tries: one entry per distinct prefix, holding the port
+/// rules of every rule whose prefix contains it, since a lookup only finds the longest match.
+fn allowlist(
+    policy: &Policy,
+    index: u32,
+    compiled: &mut CompiledPolicies,
+) -> Result<(), KernelPolicyError> {
+    let mut cidrs: Vec<(IpNet, EgressPortRule)> = Vec::new();
+    for rule in &policy.allow {
+        let net = match &rule.destination {
+            Destination::Cidr(net) => *net,
+            Destination::Host(_) => {
+                compiled.host_rules += 1;
+                continue;
+            }
+        };
+        let protocol = match rule.protocol {
+            Protocol::Any => 0,
+            Protocol::Tcp => libc::IPPROTO_TCP as u8,
+            Protocol::Udp => libc::IPPROTO_UDP as u8,
+        };
+        if rule.ports.is_empty() {
+            cidrs.push((net, port_rule(0, u16::MAX, protocol)));
+        }
+        for range in &rule.ports {
+            cidrs.push((net, port_rule(range.lo, range.hi, protocol)));
+        }
+    }
+    let mut prefixes: Vec<IpNet> = cidrs.iter().map(|(net, _)| *net).collect();
+    prefixes.sort();
+    prefixes.dedup();
+    for prefix in prefixes {
+        let mut ports = EgressPorts::default();
+        let covering: Vec<EgressPortRule> = cidrs
+            .iter()
+            .filter(|(net, _)| net.contains(&prefix))
+            .map(|(_, rule)| *rule)
+            .collect();
+        if covering.len() > EGRESS_MAX_PORT_RULES {
+            return Err(KernelPolicyError::TooManyPortRules {
+                policy: policy.name.clone(),
+                prefix,
+                count: covering.len(),
+                max: EGRESS_MAX_PORT_RULES,
+            });
+        }
+        for (slot, rule) in ports.rules.iter_mut().zip(&covering) {
+            *slot = *rule;
+        }
+        ports.len = covering.len() as u32;
+        let policy_bytes = index.to_be_bytes();
+        let prefix_len = 32 + u32::from(prefix.prefix_len());
+        match prefix.addr() {
+            IpAddr::V4(addr) => {
+                let mut data = [0u8; 8];
+                data[..4].copy_from_slice(&policy_bytes);
+                data[4..].copy_from_slice(&addr.octets());
+                compiled.kernel.allow4.push(AllowEntry {
+                    prefix_len,
+                    data,
+                    ports,
+                });
+            }
+            IpAddr::V6(addr) => {
+                let mut data = [0u8; 20];
+                data[..4].copy_from_slice(&policy_bytes);
+                data[4..].copy_from_slice(&addr.octets());
+                compiled.kernel.allow6.push(AllowEntry {
+                    prefix_len,
+                    data,
+                    ports,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn port_rule(lo: u16, hi: u16, protocol: u8) -> EgressPortRule {
+    EgressPortRule {
+        lo,
+        hi,
+        protocol,
+        reserved: [0; 3],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> PolicySet {
+        PolicySet::parse(text, Path::new("egress.yaml")).unwrap()
+    }
+
+    #[test]
+    fn nested_prefixes_carry_the_ports_of_the_prefixes_that_contain_them() {
+        let set = parse(
+            "- policy: web\n  mode: enforce\n  match:\n    proc.name: [nginx]\n  allow:\n    \
+             - cidr: 10.0.0.0/8\n      ports: [53]\n      protocol: udp\n    \
+             - cidr: 10.20.0.0/16\n      ports: [5432]\n    - cidr: \"2001:db8::/32\"\n",
+        );
+        let compiled = compile(&set, Path::new("/nonexistent"), 7).unwrap();
+        let config = compiled.kernel.config;
+        assert_eq!(config.active, 1);
+        assert_eq!(config.enforce, 1);
+        assert_eq!(config.cgroup_free, 1);
+        assert_eq!(config.comm_free, 0);
+        assert_eq!(config.exempt_tgid, 7);
+        assert_eq!(config.default_policy, EGRESS_NO_POLICY);
+        assert_eq!(compiled.kernel.comms, vec![(comm_key("nginx"), 1)]);
+        let inner = compiled
+            .kernel
+            .allow4
+            .iter()
+            .find(|e| e.prefix_len == 32 + 16)
+            .unwrap();
+        assert_eq!(inner.data, [0, 0, 0, 0, 10, 20, 0, 0]);
+        assert_eq!(inner.ports.len, 2, "its own rule and the /8's");
+        let outer = compiled
+            .kernel
+            .allow4
+            .iter()
+            .find(|e| e.prefix_len == 32 + 8)
+            .unwrap();
+        assert_eq!(outer.ports.len, 1);
+        assert_eq!(outer.ports.rules[0].protocol, libc::IPPROTO_UDP as u8);
+        assert_eq!(compiled.kernel.allow6.len(), 1);
+        assert_eq!(compiled.kernel.allow6[0].ports.rules[0].hi, u16::MAX);
+    }
+
+    #[test]
+    fn default_policy_is_never_selected_by_a_mask() {
+        let set = parse(
+            "- policy: a\n  match:\n    proc.name: curl\n  allow: []\n\
+             - default:\n    mode: enforce\n    allow: []\n",
+        );
+        let compiled = compile(&set, Path::new("/nonexistent"), 0).unwrap();
+        let config = compiled.kernel.config;
+        assert_eq!(config.default_policy, 1);
+        assert_eq!(config.active, 0b11);
+        assert_eq!(config.enforce, 0b10);
+        assert_eq!(config.cgroup_free & 0b10, 0);
+        assert_eq!(config.comm_free & 0b10, 0);
+        assert_eq!(compiled.names, ["a", "default"]);
+    }
+
+    #[test]
+    fn cgroup_selectors_resolve_to_directory_inodes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("test.slice/app.scope")).unwrap();
+        let set = parse(
+            "- policy: app\n  match:\n    cgroup: test.slice/app.scope\n  allow: []\n\
+             - policy: gone\n  match:\n    cgroup: missing.slice\n  allow: []\n",
+        );
+        let compiled = compile(&set, dir.path(), 0).unwrap();
+        let inode = std::fs::metadata(dir.path().join("test.slice/app.scope"))
+            .unwrap()
+            .ino();
+        assert_eq!(compiled.kernel.cgroups, vec![(inode, 1)]);
+        assert_eq!(compiled.kernel.config.cgroup_free, 0);
+        assert_eq!(compiled.unmatched.len(), 1);
+    }
+
+    #[test]
+    fn container_ids_find_their_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "ab".repeat(32);
+        let scope = dir.path().join(format!("system.slice/docker-{id}.scope"));
+        std::fs::create_dir_all(&scope).unwrap();
+        let set = parse(&format!(
+            "- policy: c\n  match:\n    container.id: {}\n  allow: []\n",
+            &id[..12]
+        ));
+        let compiled = compile(&set, dir.path(), 0).unwrap();
+        let inode = std::fs::metadata(&scope).unwrap().ino();
+        assert_eq!(compiled.kernel.cgroups, vec![(inode, 1)]);
+    }
+
+    #[test]
+    fn selectors_that_need_container_metadata_are_refused_for_now() {
+        let set = parse("- policy: web\n  match:\n    k8s.ns.name: shop\n  allow: []\n");
+        let error = compile(&set, Path::new("/nonexistent"), 0).unwrap_err();
+        assert!(error.to_string().contains("k8s.ns.name"), "{error}");
+    }
+}

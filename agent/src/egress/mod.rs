@@ -1,0 +1,8 @@
+//! Egress control: which destinations each workload may connect or send to.
+//!
+//! Operators describe allowed destinations in policy files ([`policy`]); the kernel's
+//! `cgroup_sock_addr` programs decide each `connect` and `sendmsg` against them.
+
+pub mod alert;
+pub mod kernel;
+pub mod policy;

@@ -1,0 +1,335 @@
+//! Egress control on the real kernel: a test host in a network namespace (veth pair, IPv4 and
+//! IPv6, TCP and UDP servers), clients in a cgroup named like a docker container's scope, and
+//! `vigil run --egress` deciding their connections in monitor and enforce mode.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use vigil_integration_tests::{
+    FakeContainer, Running, Scratch, free_addr, require_root, stop, vigil_binary, wait_running,
+};
+
+const RULE: &str = "- rule: Unused
+  desc: keeps the rule engine busy with nothing
+  condition: evt.type = mkdir and proc.name = vigil-no-such-process
+  output: never (%proc.name)
+  priority: DEBUG
+";
+
+/// Connects (TCP) or sends (UDP) from a program and prints `ok` or the errno.
+const CLIENT: &str = r#"
+import socket, sys
+host, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+s = socket.socket(family, kind)
+s.settimeout(3)
+try:
+    if proto == "tcp":
+        s.connect((host, port))
+    else:
+        s.sendto(b"x", (host, port))
+    print("ok")
+except OSError as e:
+    print("errno", e.errno)
+"#;
+
+/// Serves TCP on the given ports (IPv4 and IPv6) until killed.
+const SERVER: &str = r#"
+import socket, sys, threading
+def serve(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(64)
+    while True:
+        c, _ = s.accept()
+        c.close()
+for p in sys.argv[1:]:
+    threading.Thread(target=serve, args=(int(p),), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+/// A network namespace with one veth link to the host: 10.213.<n>.2 and fd00:213:<n>::2 there,
+/// .1 and ::1 here.
+struct TestHost {
+    name: String,
+    host_link: String,
+    v4: String,
+    v6: String,
+    server: Option<Child>,
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("run ip");
+    assert!(status.success(), "ip {}", args.join(" "));
+}
+
+impl TestHost {
+    fn new(n: u32) -> TestHost {
+        let name = format!("vigil-eg-{n}");
+        let host_link = format!("vgh{n}");
+        let peer = format!("vgn{n}");
+        // A stale namespace of an interrupted run would make `add` fail.
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &host_link])
+            .status();
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_link, "type", "veth", "peer", "name", &peer,
+        ]);
+        ip(&["link", "set", &peer, "netns", &name]);
+        let v4 = format!("10.213.{n}.2");
+        let v6 = format!("fd00:213:{n}::2");
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.213.{n}.1/24"),
+            "dev",
+            &host_link,
+        ]);
+        ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("fd00:213:{n}::1/64"),
+            "dev",
+            &host_link,
+            "nodad",
+        ]);
+        ip(&["link", "set", &host_link, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", name.as_str(), "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&["addr", "add", &format!("{v4}/24"), "dev", &peer]);
+        inside(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{v6}/64"),
+            "dev",
+            &peer,
+            "nodad",
+        ]);
+        inside(&["link", "set", &peer, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        TestHost {
+            name,
+            host_link,
+            v4,
+            v6,
+            server: None,
+        }
+    }
+
+    fn serve_tcp(&mut self, ports: &[u16]) {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.name, "python3", "-c", SERVER])
+            .args(ports.iter().map(u16::to_string))
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().expect("start the test server");
+        let stdout = child.stdout.take().expect("server stdout");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("server output");
+        assert_eq!(line.trim(), "ready");
+        self.server = Some(child);
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_link])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Runs the client, in the container when one is given; returns its output and pid.
+fn client(container: Option<&FakeContainer>, host: &str, port: u16, proto: &str) -> (String, u32) {
+    let script = format!(
+        "exec python3 -c '{}' {host} {port} {proto}",
+        CLIENT.replace('\'', "'\\''")
+    );
+    let script = match container {
+        Some(container) => container.wrap(&script),
+        None => script,
+    };
+    let child = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("client");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("client ran");
+    (
+        String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        pid,
+    )
+}
+
+/// Egress alerts written so far to the agent's file sink.
+fn egress_alerts(file: &Path) -> Vec<Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|alert| alert["rule"] == "Egress not allowlisted")
+        .collect()
+}
+
+fn wait_alert(file: &Path, pid: u32) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(alert) = egress_alerts(file)
+            .into_iter()
+            .find(|a| a["output_fields"]["proc.pid"] == pid)
+        {
+            return alert;
+        }
+        assert!(Instant::now() < deadline, "no egress alert for pid {pid}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Agent {
+    running: Running,
+    alerts: PathBuf,
+}
+
+fn start_agent(scratch: &Scratch, mode: &str, container: &FakeContainer, host: &TestHost) -> Agent {
+    let rules = scratch.path("rules.yaml");
+    std::fs::write(&rules, RULE).expect("rules");
+    let policy = scratch.path(&format!("egress-{mode}.yaml"));
+    std::fs::write(
+        &policy,
+        format!(
+            "- policy: test-app\n  mode: {mode}\n  match:\n    container.id: {id}\n  allow:\n    \
+             - cidr: {v4}/32\n      ports: [8080]\n      protocol: tcp\n    \
+             - cidr: {v6}/128\n      ports: [8080]\n      protocol: tcp\n    \
+             - cidr: {v4}/32\n      ports: [5353]\n      protocol: udp\n",
+            id = &container.id[..12],
+            v4 = host.v4,
+            v6 = host.v6,
+        ),
+    )
+    .expect("policy");
+    let alerts = scratch.path(&format!("alerts-{mode}.jsonl"));
+    let config = scratch.path(&format!("vigil-{mode}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "sinks:\n  - type: file\n    path: {}\nheartbeat_interval: off\negress: [{}]\n",
+            alerts.display(),
+            policy.display()
+        ),
+    )
+    .expect("config");
+    let mut running = Running(
+        Command::new(vigil_binary())
+            .args(["run", "--metrics-addr", &free_addr(), "--rules"])
+            .arg(&rules)
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil run"),
+    );
+    drop(wait_running(&mut running.0));
+    Agent { running, alerts }
+}
+
+#[test]
+fn monitor_mode_reports_and_enforce_mode_refuses_what_the_allowlist_lacks() {
+    require_root();
+    let scratch = Scratch::new("egress");
+    let mut host = TestHost::new(std::process::id() % 200 + 20);
+    host.serve_tcp(&[8080, 9090]);
+    let container = FakeContainer::new(0xe9e55);
+    let (v4, v6) = (host.v4.clone(), host.v6.clone());
+
+    // Monitor: everything gets through; what the allowlist lacks is reported.
+    let mut agent = start_agent(&scratch, "monitor", &container, &host);
+    assert_eq!(client(Some(&container), &v4, 8080, "tcp").0, "ok");
+    assert_eq!(client(Some(&container), &v4, 5353, "udp").0, "ok");
+    let (out, pid) = client(Some(&container), &v4, 9090, "tcp");
+    assert_eq!(out, "ok", "monitor mode lets the connection through");
+    let alert = wait_alert(&agent.alerts, pid);
+    assert_eq!(alert["output_fields"]["egress.verdict"], "monitored");
+    assert_eq!(alert["output_fields"]["egress.policy"], "test-app");
+    assert_eq!(alert["output_fields"]["fd.sip"], v4.as_str());
+    assert_eq!(alert["output_fields"]["fd.sport"], 9090);
+    assert_eq!(alert["output_fields"]["fd.l4proto"], "tcp");
+    assert_eq!(alert["output_fields"]["evt.type"], "connect");
+    assert_eq!(
+        alert["output_fields"]["container.id"],
+        Value::from(&container.id[..12])
+    );
+    let (out, udp_pid) = client(Some(&container), &v4, 5354, "udp");
+    assert_eq!(out, "ok");
+    let alert = wait_alert(&agent.alerts, udp_pid);
+    assert_eq!(alert["output_fields"]["evt.type"], "sendto");
+    assert_eq!(alert["output_fields"]["fd.l4proto"], "udp");
+    // Outside the policy's container nothing is restricted or reported.
+    let (out, outside) = client(None, &v4, 9090, "tcp");
+    assert_eq!(out, "ok");
+    // The allowed calls above raised nothing.
+    std::thread::sleep(Duration::from_millis(500));
+    let alerts = egress_alerts(&agent.alerts);
+    assert_eq!(
+        alerts.len(),
+        2,
+        "only the two disallowed calls: {alerts:#?}"
+    );
+    assert!(
+        !alerts
+            .iter()
+            .any(|a| a["output_fields"]["proc.pid"] == outside)
+    );
+    stop(&mut agent.running.0);
+
+    // Enforce: what the allowlist lacks fails with EPERM, IPv4 and IPv6, TCP and UDP.
+    let mut agent = start_agent(&scratch, "enforce", &container, &host);
+    assert_eq!(client(Some(&container), &v4, 8080, "tcp").0, "ok");
+    assert_eq!(client(Some(&container), &v6, 8080, "tcp").0, "ok");
+    assert_eq!(client(Some(&container), &v4, 5353, "udp").0, "ok");
+    let eperm = format!("errno {}", libc::EPERM);
+    for (address, port, proto) in [
+        (v4.as_str(), 9090, "tcp"),
+        (v6.as_str(), 9090, "tcp"),
+        (v4.as_str(), 5354, "udp"),
+    ] {
+        let (out, pid) = client(Some(&container), address, port, proto);
+        assert_eq!(out, eperm, "{proto} to {address}:{port} is refused");
+        let alert = wait_alert(&agent.alerts, pid);
+        assert_eq!(alert["output_fields"]["egress.verdict"], "blocked");
+        assert_eq!(alert["output_fields"]["fd.sip"], address);
+    }
+    assert_eq!(
+        client(None, &v4, 9090, "tcp").0,
+        "ok",
+        "other cgroups are left alone"
+    );
+    stop(&mut agent.running.0);
+
+    // Stopped agent: fail-open, nothing enforced any more.
+    assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, "ok");
+}
