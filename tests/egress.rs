@@ -38,6 +38,43 @@ except OSError as e:
     print("errno", e.errno)
 "#;
 
+/// Asks a DNS server for a name's IPv4 address with a hand-made query (no resolver
+/// configuration involved), then connects to it over TCP if a port is given. Prints
+/// `ok <address>`, `resolved <address>`, `nxdomain` or the errno.
+const RESOLVE_CLIENT: &str = r#"
+import socket, struct, sys
+server, name = sys.argv[1], sys.argv[2]
+port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+query = struct.pack(">HHHHHH", 0x5157, 0x0100, 1, 0, 0, 0)
+query += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+query += struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+try:
+    s.sendto(query, (server, 53))
+    data = s.recv(512)
+except OSError as e:
+    print("errno", e.errno); sys.exit()
+count, at, address = struct.unpack(">H", data[6:8])[0], len(query), None
+for _ in range(count):
+    at += 2 if data[at] & 0xC0 == 0xC0 else 0
+    kind, _, _, size = struct.unpack(">HHIH", data[at:at + 10])
+    at += 10
+    if kind == 1:
+        address = socket.inet_ntoa(data[at:at + 4]); break
+    at += size
+if address is None:
+    print("nxdomain"); sys.exit()
+if not port:
+    print("resolved", address); sys.exit()
+c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+c.settimeout(3)
+try:
+    c.connect((address, port)); print("ok", address)
+except OSError as e:
+    print("errno", e.errno)
+"#;
+
 /// Serves TCP on the given ports (IPv4 and IPv6) until killed.
 const SERVER: &str = r#"
 import socket, sys, threading
@@ -61,9 +98,12 @@ threading.Event().wait()
 struct TestHost {
     name: String,
     host_link: String,
+    peer: String,
+    prefix: String,
     v4: String,
     v6: String,
     server: Option<Child>,
+    dns: Option<Child>,
 }
 
 fn ip(args: &[&str]) {
@@ -77,10 +117,11 @@ impl TestHost {
         let host_link = format!("vgh{n}");
         let peer = format!("vgn{n}");
         // A stale namespace of an interrupted run would make `add` fail.
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let _ = Command::new("ip")
-            .args(["link", "del", &host_link])
-            .status();
+        let quiet = |args: &[&str]| {
+            let _ = Command::new("ip").args(args).stderr(Stdio::null()).status();
+        };
+        quiet(&["netns", "del", &name]);
+        quiet(&["link", "del", &host_link]);
         ip(&["netns", "add", &name]);
         ip(&[
             "link", "add", &host_link, "type", "veth", "peer", "name", &peer,
@@ -125,9 +166,76 @@ impl TestHost {
         TestHost {
             name,
             host_link,
+            peer,
+            prefix: format!("10.213.{n}"),
             v4,
             v6,
             server: None,
+            dns: None,
+        }
+    }
+
+    /// Another IPv4 address of the test host: `10.213.<n>.<last>`.
+    fn add_address(&self, last: u8) -> String {
+        let address = format!("{}.{last}", self.prefix);
+        ip(&[
+            "netns",
+            "exec",
+            &self.name,
+            "ip",
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            &self.peer,
+        ]);
+        address
+    }
+
+    /// (Re)starts dnsmasq on the test host's first address, answering `name=address` pairs.
+    fn serve_dns(&mut self, scratch: &Scratch, records: &[(&str, &str)]) {
+        self.stop_dns();
+        let pid_file = scratch.path("dnsmasq.pid");
+        let mut command = Command::new("ip");
+        command.args([
+            "netns",
+            "exec",
+            &self.name,
+            "dnsmasq",
+            "--keep-in-foreground",
+        ]);
+        command.args([
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--local-ttl=60",
+        ]);
+        command.arg(format!("--listen-address={}", self.v4));
+        command.arg(format!("--pid-file={}", pid_file.display()));
+        command.arg("--user=root");
+        for (name, address) in records {
+            command.arg(format!("--address=/{name}/{address}"));
+        }
+        // Readiness is probed with a name no policy mentions: an answer for a listed name
+        // would teach the kernel its address.
+        command.arg(format!("--address=/ready.test/{}", self.v4));
+        let child = command
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dnsmasq (Debian's dnsmasq-base; cargo xtask bootstrap installs it)");
+        self.dns = Some(child);
+        // Ready once it answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while resolve(None, &self.v4, "ready.test").is_none() {
+            assert!(Instant::now() < deadline, "dnsmasq did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop_dns(&mut self) {
+        if let Some(mut dns) = self.dns.take() {
+            let _ = dns.kill();
+            let _ = dns.wait();
         }
     }
 
@@ -149,6 +257,7 @@ impl TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
+        self.stop_dns();
         if let Some(mut server) = self.server.take() {
             let _ = server.kill();
             let _ = server.wait();
@@ -185,6 +294,40 @@ fn client(container: Option<&FakeContainer>, host: &str, port: u16, proto: &str)
     )
 }
 
+/// Runs the resolving client (in the container when one is given); returns its output and pid.
+fn resolve_and_connect(
+    container: Option<&FakeContainer>,
+    server: &str,
+    name: &str,
+    port: u16,
+) -> (String, u32) {
+    let script = format!(
+        "exec python3 -c '{}' {server} {name} {port}",
+        RESOLVE_CLIENT.replace('\'', "'\\''")
+    );
+    let script = match container {
+        Some(container) => container.wrap(&script),
+        None => script,
+    };
+    let child = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("client");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("client ran");
+    (
+        String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        pid,
+    )
+}
+
+/// The address a name resolves to (from the host, outside any policy), if it does.
+fn resolve(container: Option<&FakeContainer>, server: &str, name: &str) -> Option<String> {
+    let (out, _) = resolve_and_connect(container, server, name, 0);
+    out.strip_prefix("resolved ").map(str::to_string)
+}
+
 /// Egress alerts written so far to the agent's file sink.
 fn egress_alerts(file: &Path) -> Vec<Value> {
     std::fs::read_to_string(file)
@@ -215,19 +358,31 @@ struct Agent {
 }
 
 fn start_agent(scratch: &Scratch, mode: &str, container: &FakeContainer, host: &TestHost) -> Agent {
+    let allow = format!(
+        "    - cidr: {v4}/32\n      ports: [8080]\n      protocol: tcp\n    \
+         - cidr: {v6}/128\n      ports: [8080]\n      protocol: tcp\n    \
+         - cidr: {v4}/32\n      ports: [5353]\n      protocol: udp\n",
+        v4 = host.v4,
+        v6 = host.v6,
+    );
+    start_agent_with(scratch, mode, container, &allow)
+}
+
+/// Starts `vigil run` with one policy for the container, `allow` being its YAML rule list.
+fn start_agent_with(
+    scratch: &Scratch,
+    mode: &str,
+    container: &FakeContainer,
+    allow: &str,
+) -> Agent {
     let rules = scratch.path("rules.yaml");
     std::fs::write(&rules, RULE).expect("rules");
     let policy = scratch.path(&format!("egress-{mode}.yaml"));
     std::fs::write(
         &policy,
         format!(
-            "- policy: test-app\n  mode: {mode}\n  match:\n    container.id: {id}\n  allow:\n    \
-             - cidr: {v4}/32\n      ports: [8080]\n      protocol: tcp\n    \
-             - cidr: {v6}/128\n      ports: [8080]\n      protocol: tcp\n    \
-             - cidr: {v4}/32\n      ports: [5353]\n      protocol: udp\n",
+            "- policy: test-app\n  mode: {mode}\n  match:\n    container.id: {id}\n  allow:\n{allow}",
             id = &container.id[..12],
-            v4 = host.v4,
-            v6 = host.v6,
         ),
     )
     .expect("policy");
@@ -332,4 +487,54 @@ fn monitor_mode_reports_and_enforce_mode_refuses_what_the_allowlist_lacks() {
 
     // Stopped agent: fail-open, nothing enforced any more.
     assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, "ok");
+}
+
+#[test]
+fn host_rules_allow_what_real_dns_answers_resolve_and_follow_address_changes() {
+    require_root();
+    let scratch = Scratch::new("egress-dns");
+    let mut host = TestHost::new(std::process::id() % 200 + 20 + 1);
+    let api_first = host.add_address(3);
+    let api_moved = host.add_address(4);
+    let elsewhere = host.add_address(5);
+    host.serve_tcp(&[9090]);
+    host.serve_dns(
+        &scratch,
+        &[("api.allowed.test", &api_first), ("other.test", &elsewhere)],
+    );
+    let container = FakeContainer::new(0xd45);
+    let dns = host.v4.clone();
+    let allow = format!(
+        "    - cidr: {dns}/32\n      ports: [53]\n      protocol: udp\n    \
+         - host: \"*.allowed.test\"\n      ports: [9090]\n      protocol: tcp\n"
+    );
+    let mut agent = start_agent_with(&scratch, "enforce", &container, &allow);
+    let eperm = format!("errno {}", libc::EPERM);
+
+    // Not resolved yet: the address is nobody's allowed name.
+    assert_eq!(client(Some(&container), &api_first, 9090, "tcp").0, eperm);
+    // Through a real DNS answer the name's address is allowed, before the connect.
+    assert_eq!(
+        resolve_and_connect(Some(&container), &dns, "api.allowed.test", 9090).0,
+        format!("ok {api_first}")
+    );
+    // A name the allowlist lacks stays refused, and the alert names it.
+    let (out, pid) = resolve_and_connect(Some(&container), &dns, "other.test", 9090);
+    assert_eq!(out, eperm);
+    let alert = wait_alert(&agent.alerts, pid);
+    assert_eq!(alert["output_fields"]["fd.sip"], elsewhere.as_str());
+    assert_eq!(alert["output_fields"]["fd.sip.name"], "other.test");
+    assert_eq!(alert["output_fields"]["egress.verdict"], "blocked");
+
+    // The name moves to another address: the new one is learned from the next answer.
+    host.serve_dns(
+        &scratch,
+        &[("api.allowed.test", &api_moved), ("other.test", &elsewhere)],
+    );
+    assert_eq!(client(Some(&container), &api_moved, 9090, "tcp").0, eperm);
+    assert_eq!(
+        resolve_and_connect(Some(&container), &dns, "api.allowed.test", 9090).0,
+        format!("ok {api_moved}")
+    );
+    stop(&mut agent.running.0);
 }

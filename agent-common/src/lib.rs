@@ -42,6 +42,8 @@ pub enum RecordKind {
     Exit = 4,
     /// An egress connection the policy does not allow: [`EgressRecord`].
     Egress = 5,
+    /// A DNS response a workload received: [`DnsRecord`].
+    Dns = 6,
 }
 
 impl RecordKind {
@@ -53,6 +55,7 @@ impl RecordKind {
             3 => Some(Self::Exec),
             4 => Some(Self::Exit),
             5 => Some(Self::Egress),
+            6 => Some(Self::Dns),
             _ => None,
         }
     }
@@ -411,6 +414,104 @@ pub struct EgressRecord {
     pub reserved2: u32,
 }
 
+/// Most bytes of a DNS response captured (the classic UDP DNS limit).
+pub const DNS_CAPTURE_MAX: usize = 512;
+/// Most addresses learned from one DNS response.
+pub const EGRESS_MAX_DNS_ADDRESSES: usize = 8;
+/// Most policies that learn from one DNS response.
+pub const EGRESS_MAX_DNS_POLICIES: usize = 2;
+/// Most labels of a DNS name the kernel side matches.
+pub const DNS_MAX_LABELS: usize = 16;
+/// Seconds an address learned from DNS stays allowed beyond its TTL, so a connection made
+/// right as the record expires is not refused.
+pub const EGRESS_DNS_GRACE_SECONDS: u64 = 5;
+
+/// Key of the host-name maps: the hash of a name (see [`dns_fold`]), whether it is a wildcard
+/// (`*.name`: any name below it), and the policy (`EGRESS_NO_POLICY` in `EGRESS_NAMES`, whose
+/// value is the mask of policies with a rule for the name).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EgressNameKey {
+    /// Hash of the name's labels.
+    pub hash: u64,
+    /// The policy, or `EGRESS_NO_POLICY`.
+    pub policy: u32,
+    /// 1 for `*.name`, 0 for the exact name.
+    pub wildcard: u32,
+}
+
+/// Key of the addresses learned from DNS answers, per policy.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressHostKey {
+    /// The policy whose host rule matched the name.
+    pub policy: u32,
+    /// 1 for IPv4 (the first four bytes of `addr`), 0 for IPv6.
+    pub v4: u32,
+    /// The address, network byte order.
+    pub addr: [u8; 16],
+}
+
+/// An address learned from a DNS answer: allowed, with the ports of the host rule `rule` names
+/// (its key in `EGRESS_NAME_PORTS`), until it expires.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressLearned {
+    /// Boot-clock time after which the address is no longer allowed.
+    pub expires_boot_ns: u64,
+    /// The host rule that matched the name.
+    pub rule: EgressNameKey,
+}
+
+/// A DNS response a workload received, for userspace's name cache.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DnsRecord {
+    /// Common header (of whatever task the packet arrived in the context of); `kind` is
+    /// [`RecordKind::Dns`].
+    pub header: RecordHeader,
+    /// Bytes of `data` captured.
+    pub len: u16,
+    /// Reserved, zero.
+    pub reserved: [u8; 6],
+    /// The DNS message from its header on.
+    pub data: [u8; DNS_CAPTURE_MAX],
+}
+
+/// The FNV-1a offset basis a label hash starts from.
+pub const DNS_HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Adds one byte of a label to its hash (ASCII case-insensitive, as DNS names are).
+///
+/// Lowercases with arithmetic instead of a comparison, so the kernel side's hashing loop has
+/// no branch for the verifier to follow.
+#[inline(always)]
+pub fn dns_hash_byte(hash: u64, byte: u8) -> u64 {
+    let b = u64::from(byte);
+    // Bit 8 of b + 191 is set from 'A' (65) up, bit 8 of b + 165 from '[' (91) up.
+    let upper = ((b + 191) >> 8) ^ ((b + 165) >> 8);
+    (hash ^ (b | (upper << 5))).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+/// Folds a label's hash into the hash of the labels to its right, so every suffix of a name
+/// (`example.com`, `payments.example.com`, ...) has a hash computed in one pass from the right.
+#[inline(always)]
+pub fn dns_fold(suffix: u64, label: u64) -> u64 {
+    (suffix ^ label)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(31)
+}
+
+/// The hash of a dotted name (`payments.example.com`, no `*.`), as the kernel side computes it
+/// from a DNS question.
+pub fn dns_name_hash(name: &str) -> u64 {
+    name.trim_end_matches('.')
+        .rsplit('.')
+        .fold(0, |suffix, label| {
+            dns_fold(suffix, label.bytes().fold(DNS_HASH_START, dns_hash_byte))
+        })
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are repr(C) plain data with no padding-dependent invariants; any bit
@@ -420,6 +521,9 @@ mod pod {
     unsafe impl aya::Pod for super::PendingCall {}
     unsafe impl aya::Pod for super::EgressConfig {}
     unsafe impl aya::Pod for super::EgressPorts {}
+    unsafe impl aya::Pod for super::EgressNameKey {}
+    unsafe impl aya::Pod for super::EgressHostKey {}
+    unsafe impl aya::Pod for super::EgressLearned {}
 }
 
 #[cfg(test)]
@@ -442,6 +546,43 @@ mod tests {
         assert_eq!(size_of::<EgressRecord>(), 64 + 16 + 16);
         assert_eq!(size_of::<EgressPorts>(), 8 + 8 * EGRESS_MAX_PORT_RULES);
         assert_eq!(size_of::<EgressConfig>(), 40);
+        assert_eq!(size_of::<EgressNameKey>(), 16);
+        assert_eq!(size_of::<EgressHostKey>(), 24);
+        assert_eq!(size_of::<DnsRecord>(), 64 + 8 + DNS_CAPTURE_MAX);
+    }
+
+    #[test]
+    fn hashing_lowercases_ascii_only() {
+        for byte in 0..=u8::MAX {
+            assert_eq!(
+                dns_hash_byte(DNS_HASH_START, byte),
+                (DNS_HASH_START ^ u64::from(byte.to_ascii_lowercase()))
+                    .wrapping_mul(0x0000_0100_0000_01b3),
+                "byte {byte}"
+            );
+        }
+    }
+
+    #[test]
+    fn name_hashes_fold_from_the_right_and_ignore_case() {
+        assert_eq!(
+            dns_name_hash("Payments.Example.COM."),
+            dns_name_hash("payments.example.com")
+        );
+        let com = dns_fold(
+            0,
+            b"com"
+                .iter()
+                .fold(DNS_HASH_START, |h, &b| dns_hash_byte(h, b)),
+        );
+        let example = dns_fold(
+            com,
+            b"example"
+                .iter()
+                .fold(DNS_HASH_START, |h, &b| dns_hash_byte(h, b)),
+        );
+        assert_eq!(dns_name_hash("example.com"), example);
+        assert_ne!(dns_name_hash("example.com"), dns_name_hash("com.example"));
     }
 
     #[test]
@@ -452,10 +593,11 @@ mod tests {
             RecordKind::Exec,
             RecordKind::Exit,
             RecordKind::Egress,
+            RecordKind::Dns,
         ] {
             assert_eq!(RecordKind::from_u8(kind as u8), Some(kind));
         }
         assert_eq!(RecordKind::from_u8(0), None);
-        assert_eq!(RecordKind::from_u8(6), None);
+        assert_eq!(RecordKind::from_u8(7), None);
     }
 }

@@ -6,15 +6,17 @@
 use core::ptr::addr_of_mut;
 
 use agent_common::{
-    EGRESS_MAX_CGROUP_DEPTH, EGRESS_MAX_PORT_RULES, EGRESS_NO_POLICY, EgressConfig, EgressKey4,
-    EgressKey6, EgressPorts, EgressRecord, RecordKind, drop_reason,
+    EGRESS_MAX_CGROUP_DEPTH, EGRESS_MAX_PORT_RULES, EGRESS_NO_POLICY, EgressConfig, EgressHostKey,
+    EgressKey4, EgressKey6, EgressLearned, EgressNameKey, EgressPorts, EgressRecord, RecordKind,
+    drop_reason,
 };
 use aya_ebpf::{
     helpers::generated::{
         bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_ktime_get_boot_ns,
     },
     macros::{cgroup_sock_addr, map},
-    maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, lpm_trie::Key},
     programs::SockAddrContext,
 };
 
@@ -46,6 +48,21 @@ static EGRESS_ALLOW4: LpmTrie<EgressKey4, EgressPorts> = LpmTrie::with_max_entri
 
 #[map]
 static EGRESS_ALLOW6: LpmTrie<EgressKey6, EgressPorts> = LpmTrie::with_max_entries(65536, 0);
+
+/// Names with host rules: (name hash, wildcard, `EGRESS_NO_POLICY`) -> policies with a rule.
+#[map]
+pub(crate) static EGRESS_NAMES: HashMap<EgressNameKey, u64> = HashMap::with_max_entries(16384, 0);
+
+/// The ports a policy's host rule allows: (name hash, wildcard, policy) -> ports.
+#[map]
+pub(crate) static EGRESS_NAME_PORTS: HashMap<EgressNameKey, EgressPorts> =
+    HashMap::with_max_entries(16384, 0);
+
+/// Addresses learned from DNS answers to names with host rules, per policy; least recently
+/// used first out when full.
+#[map]
+pub(crate) static EGRESS_HOSTS: LruHashMap<EgressHostKey, EgressLearned> =
+    LruHashMap::with_max_entries(65536, 0);
 
 /// A destination as the hooks see it.
 struct Destination {
@@ -209,7 +226,7 @@ fn selected_policies(config: &EgressConfig) -> u64 {
 
 /// Index of the lowest set bit of a non-zero mask: the first policy in file order wins.
 #[inline(always)]
-fn lowest_bit(mask: u64) -> u32 {
+pub(crate) fn lowest_bit(mask: u64) -> u32 {
     let mut m = mask & mask.wrapping_neg();
     let mut index = 0;
     if m & 0xffff_ffff == 0 {
@@ -252,9 +269,30 @@ fn allowed(policy: u32, destination: &Destination) -> bool {
         data[4..].copy_from_slice(&destination.addr);
         EGRESS_ALLOW6.get(Key::new(160, data))
     };
-    let Some(ports) = ports else {
-        return false;
+    if let Some(ports) = ports
+        && ports_allow(ports, destination)
+    {
+        return true;
+    }
+    let key = EgressHostKey {
+        policy,
+        v4: u32::from(destination.v4),
+        addr: destination.addr,
     };
+    // SAFETY: the value is read at once, not kept.
+    match unsafe { EGRESS_HOSTS.get(key) } {
+        // SAFETY: the helper has no preconditions.
+        Some(learned) if learned.expires_boot_ns > unsafe { bpf_ktime_get_boot_ns() } => {
+            // SAFETY: as above.
+            unsafe { EGRESS_NAME_PORTS.get(learned.rule) }
+                .is_some_and(|ports| ports_allow(ports, destination))
+        }
+        _ => false,
+    }
+}
+
+#[inline(always)]
+fn ports_allow(ports: &EgressPorts, destination: &Destination) -> bool {
     let mut i = 0;
     while i < EGRESS_MAX_PORT_RULES {
         if i as u32 >= ports.len {

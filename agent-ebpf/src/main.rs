@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod dns;
 mod egress;
 
 use core::{ffi::c_void, mem::size_of, ptr::addr_of_mut};

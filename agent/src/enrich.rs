@@ -140,7 +140,9 @@ impl Enricher {
                 self.processes.remove(task.pid);
                 info
             }
-            EventKind::Egress(_) => Arc::clone(&self.processes.entry(task, &mut self.cgroups).info),
+            EventKind::Egress(_) | EventKind::Dns(_) => {
+                Arc::clone(&self.processes.entry(task, &mut self.cgroups).info)
+            }
             EventKind::Syscall(call) => {
                 let root = self.processes.proc_root().to_path_buf();
                 let entry = self.processes.entry(task, &mut self.cgroups);

@@ -13,7 +13,7 @@ use prometheus::{
 use crate::{events::syscalls::SYSCALLS, probes::DROP_REASONS};
 
 /// Event types counted besides syscalls.
-const LIFECYCLE_TYPES: [&str; 4] = ["procfork", "procexec", "procexit", "egress"];
+const LIFECYCLE_TYPES: [&str; 5] = ["procfork", "procexec", "procexit", "egress", "dns"];
 
 /// The agent's metrics.
 pub struct Metrics {

@@ -17,7 +17,7 @@ use tokio::{
 use crate::{
     clock::BootClock,
     enrich::{Enriched, Enricher, StateConfig},
-    events::decode,
+    events::{EventKind, decode},
     host::mounts::{self, MountError},
     metrics::Metrics,
     probes::{DropCounters, ProbeError, ProbeOptions, Probes, egress::EgressMaps},
@@ -158,6 +158,11 @@ pub fn handle_record(enricher: &mut Enricher, metrics: &Metrics, bytes: &[u8]) -
     match decode::decode(bytes) {
         Ok(event) => {
             metrics.count_event(event.type_name());
+            if let EventKind::Dns(message) = &event.kind {
+                // Not an event of the receiving workload: only its names are kept.
+                learn_names(message);
+                return None;
+            }
             let lag_ns = BootClock::boot_now_ns().saturating_sub(event.task.ts_boot_ns);
             let lag = lag_ns as f64 / 1e9;
             metrics.event_lag.observe(lag);
@@ -169,6 +174,16 @@ pub fn handle_record(enricher: &mut Enricher, metrics: &Metrics, bytes: &[u8]) -
             tracing::debug!(%error, len = bytes.len(), "rejected a malformed record");
             None
         }
+    }
+}
+
+fn learn_names(message: &[u8]) {
+    let Some(answer) = crate::egress::dns::parse_response(message) else {
+        return;
+    };
+    let names = crate::rules::dns::global();
+    for (ip, ttl) in answer.addresses {
+        names.learn(ip, &answer.name, Duration::from_secs(u64::from(ttl)));
     }
 }
 

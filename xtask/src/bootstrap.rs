@@ -48,6 +48,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     // Integration tests: `ip netns` / veth hosts for egress tests.
     "iproute2",
+    // Integration tests: a real DNS server (dnsmasq, the binary only: no system service) in the
+    // egress tests' network namespace.
+    "dnsmasq-base",
     // Integration tests: `ps`, `pgrep` and friends to observe processes.
     "procps",
     // Integration tests: Debian's /usr/bin/python3 plays programs (memfd exec, ptrace, raw

@@ -121,12 +121,6 @@ pub async fn run(
         for warning in &compiled.unmatched {
             tracing::warn!(%warning, "egress policy selects nothing yet");
         }
-        if compiled.host_rules > 0 {
-            tracing::warn!(
-                rules = compiled.host_rules,
-                "egress rules by host name are not enforced yet: only cidr rules are"
-            );
-        }
         tracing::info!(policies = compiled.names.len(), "egress policies loaded");
         (Some((cgroup_root, compiled.kernel)), compiled.names)
     };

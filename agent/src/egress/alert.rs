@@ -65,16 +65,22 @@ impl EgressAlerts {
             IpAddr::V6(addr) => format!("[{addr}]:{}", decision.port),
             IpAddr::V4(addr) => format!("{addr}:{}", decision.port),
         };
+        // The name the workload looked up, if a DNS answer it received gave this address.
+        let name = crate::rules::dns::global()
+            .names_for(&decision.addr)
+            .first()
+            .map(|name| name.to_string());
         let text = format!(
             "Outbound connection not in the egress allowlist (verdict={verdict} policy={policy_name} \
-             dest={destination} proto={protocol} syscall={} {workload})",
+             dest={destination} name={} proto={protocol} syscall={} {workload})",
+            name.as_deref().unwrap_or("<NA>"),
             decision.hook.syscall()
         );
         fields.insert("evt.type".into(), decision.hook.syscall().into());
         fields.insert("fd.sip".into(), decision.addr.to_string().into());
         fields.insert("fd.sport".into(), decision.port.into());
         fields.insert("fd.l4proto".into(), protocol.into());
-        fields.insert("fd.sip.name".into(), Value::Null);
+        fields.insert("fd.sip.name".into(), name.map_or(Value::Null, Value::from));
         fields.insert("egress.policy".into(), policy_name.into());
         fields.insert("egress.verdict".into(), verdict.into());
         Some(Alert {
@@ -144,7 +150,7 @@ mod tests {
             .alert(&event, |index| (index == 0).then(|| "web".to_string()))
             .unwrap();
         assert_eq!(alert.rule.as_ref(), RULE);
-        assert!(alert.output.contains("verdict=blocked policy=web dest=[2001:db8::7]:443 proto=tcp syscall=connect proc=curl pid=4321"), "{}", alert.output);
+        assert!(alert.output.contains("verdict=blocked policy=web dest=[2001:db8::7]:443 name=<NA> proto=tcp syscall=connect proc=curl pid=4321"), "{}", alert.output);
         assert_eq!(alert.output_fields["egress.verdict"], "blocked");
         assert_eq!(alert.output_fields["fd.sport"], 443);
         assert_eq!(alert.output_fields["proc.pid"], 4321);

@@ -10,8 +10,8 @@ use std::{
 };
 
 use agent_common::{
-    EGRESS_MAX_POLICIES, EGRESS_MAX_PORT_RULES, EGRESS_NO_POLICY, EgressConfig, EgressPortRule,
-    EgressPorts,
+    EGRESS_MAX_POLICIES, EGRESS_MAX_PORT_RULES, EGRESS_NO_POLICY, EgressConfig, EgressNameKey,
+    EgressPortRule, EgressPorts, dns_name_hash,
 };
 use ipnet::IpNet;
 
@@ -37,13 +37,13 @@ pub enum KernelPolicyError {
     },
     /// Too many port rules cover one destination.
     #[error(
-        "policy {policy}: {prefix} is covered by {count} port rules; at most {max} can apply to one destination"
+        "policy {policy}: {destination} is covered by {count} port rules; at most {max} can apply to one destination"
     )]
     TooManyPortRules {
         /// The policy.
         policy: String,
-        /// The destination prefix.
-        prefix: IpNet,
+        /// The destination prefix or host.
+        destination: String,
         /// Rules that apply.
         count: usize,
         /// The limit.
@@ -68,7 +68,7 @@ pub struct CompiledPolicies {
     pub names: Vec<String>,
     /// Modes by kernel index.
     pub modes: Vec<Mode>,
-    /// Host-name rules by kernel index (resolved through DNS answers, not in the tries).
+    /// Host-name rules (allowed through the addresses DNS answers give their names).
     pub host_rules: usize,
     /// Selectors that matched no cgroup at compile time, for a warning.
     pub unmatched: Vec<String>,
@@ -266,48 +266,61 @@ fn allowlist(
     compiled: &mut CompiledPolicies,
 ) -> Result<(), KernelPolicyError> {
     let mut cidrs: Vec<(IpNet, EgressPortRule)> = Vec::new();
+    let mut hosts: BTreeMap<EgressNameKey, Vec<EgressPortRule>> = BTreeMap::new();
     for rule in &policy.allow {
-        let net = match &rule.destination {
-            Destination::Cidr(net) => *net,
-            Destination::Host(_) => {
-                compiled.host_rules += 1;
-                continue;
-            }
-        };
         let protocol = match rule.protocol {
             Protocol::Any => 0,
             Protocol::Tcp => libc::IPPROTO_TCP as u8,
             Protocol::Udp => libc::IPPROTO_UDP as u8,
         };
-        if rule.ports.is_empty() {
-            cidrs.push((net, port_rule(0, u16::MAX, protocol)));
+        let mut port_rules: Vec<EgressPortRule> = rule
+            .ports
+            .iter()
+            .map(|range| port_rule(range.lo, range.hi, protocol))
+            .collect();
+        if port_rules.is_empty() {
+            port_rules.push(port_rule(0, u16::MAX, protocol));
         }
-        for range in &rule.ports {
-            cidrs.push((net, port_rule(range.lo, range.hi, protocol)));
+        match &rule.destination {
+            Destination::Cidr(net) => cidrs.extend(port_rules.into_iter().map(|r| (*net, r))),
+            Destination::Host(pattern) => {
+                compiled.host_rules += 1;
+                let key = EgressNameKey {
+                    hash: dns_name_hash(pattern.domain()),
+                    policy: index,
+                    wildcard: u32::from(pattern.is_wildcard()),
+                };
+                hosts.entry(key).or_default().extend(port_rules);
+            }
+        }
+    }
+    for (key, rules) in hosts {
+        let ports = port_set(&policy.name, &rules, || key_description(policy, &key))?;
+        compiled.kernel.name_ports.push((key, ports));
+        let any_policy = EgressNameKey {
+            policy: EGRESS_NO_POLICY,
+            ..key
+        };
+        match compiled
+            .kernel
+            .names
+            .iter_mut()
+            .find(|(existing, _)| *existing == any_policy)
+        {
+            Some((_, mask)) => *mask |= 1u64 << index,
+            None => compiled.kernel.names.push((any_policy, 1u64 << index)),
         }
     }
     let mut prefixes: Vec<IpNet> = cidrs.iter().map(|(net, _)| *net).collect();
     prefixes.sort();
     prefixes.dedup();
     for prefix in prefixes {
-        let mut ports = EgressPorts::default();
         let covering: Vec<EgressPortRule> = cidrs
             .iter()
             .filter(|(net, _)| net.contains(&prefix))
             .map(|(_, rule)| *rule)
             .collect();
-        if covering.len() > EGRESS_MAX_PORT_RULES {
-            return Err(KernelPolicyError::TooManyPortRules {
-                policy: policy.name.clone(),
-                prefix,
-                count: covering.len(),
-                max: EGRESS_MAX_PORT_RULES,
-            });
-        }
-        for (slot, rule) in ports.rules.iter_mut().zip(&covering) {
-            *slot = *rule;
-        }
-        ports.len = covering.len() as u32;
+        let ports = port_set(&policy.name, &covering, || prefix.to_string())?;
         let policy_bytes = index.to_be_bytes();
         let prefix_len = 32 + u32::from(prefix.prefix_len());
         match prefix.addr() {
@@ -334,6 +347,50 @@ fn allowlist(
         }
     }
     Ok(())
+}
+
+/// The port rules of one destination, as the kernel holds them.
+fn port_set(
+    policy: &str,
+    rules: &[EgressPortRule],
+    destination: impl Fn() -> String,
+) -> Result<EgressPorts, KernelPolicyError> {
+    let mut unique: Vec<EgressPortRule> = Vec::with_capacity(rules.len());
+    for rule in rules {
+        if !unique.contains(rule) {
+            unique.push(*rule);
+        }
+    }
+    if unique.len() > EGRESS_MAX_PORT_RULES {
+        return Err(KernelPolicyError::TooManyPortRules {
+            policy: policy.to_string(),
+            destination: destination(),
+            count: unique.len(),
+            max: EGRESS_MAX_PORT_RULES,
+        });
+    }
+    let mut ports = EgressPorts::default();
+    for (slot, rule) in ports.rules.iter_mut().zip(&unique) {
+        *slot = *rule;
+    }
+    ports.len = unique.len() as u32;
+    Ok(ports)
+}
+
+fn key_description(policy: &Policy, key: &EgressNameKey) -> String {
+    policy
+        .allow
+        .iter()
+        .find_map(|rule| match &rule.destination {
+            Destination::Host(pattern)
+                if dns_name_hash(pattern.domain()) == key.hash
+                    && u32::from(pattern.is_wildcard()) == key.wildcard =>
+            {
+                Some(pattern.to_string())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 fn port_rule(lo: u16, hi: u16, protocol: u8) -> EgressPortRule {
@@ -387,6 +444,45 @@ mod tests {
         assert_eq!(outer.ports.rules[0].protocol, libc::IPPROTO_UDP as u8);
         assert_eq!(compiled.kernel.allow6.len(), 1);
         assert_eq!(compiled.kernel.allow6[0].ports.rules[0].hi, u16::MAX);
+    }
+
+    #[test]
+    fn host_rules_become_name_keys_with_their_ports() {
+        let set = parse(
+            "- policy: a\n  allow:\n    - host: \"*.Payments.example.com\"\n      ports: [443]\n      \
+             protocol: tcp\n    - host: api.example.com\n\
+             - policy: b\n  allow:\n    - host: \"*.payments.example.com\"\n      ports: [8443]\n",
+        );
+        let compiled = compile(&set, Path::new("/nonexistent"), 0).unwrap();
+        assert_eq!(compiled.host_rules, 3);
+        let wildcard = EgressNameKey {
+            hash: dns_name_hash("payments.example.com"),
+            policy: EGRESS_NO_POLICY,
+            wildcard: 1,
+        };
+        let exact = EgressNameKey {
+            hash: dns_name_hash("api.example.com"),
+            policy: EGRESS_NO_POLICY,
+            wildcard: 0,
+        };
+        assert!(compiled.kernel.names.contains(&(wildcard, 0b11)));
+        assert!(compiled.kernel.names.contains(&(exact, 0b01)));
+        let ports_of = |policy: u32, key: EgressNameKey| {
+            compiled
+                .kernel
+                .name_ports
+                .iter()
+                .find(|(k, _)| *k == EgressNameKey { policy, ..key })
+                .map(|(_, ports)| *ports)
+                .unwrap()
+        };
+        let a = ports_of(0, wildcard);
+        assert_eq!(
+            (a.len, a.rules[0].lo, a.rules[0].protocol),
+            (1, 443, libc::IPPROTO_TCP as u8)
+        );
+        assert_eq!(ports_of(1, wildcard).rules[0].lo, 8443);
+        assert_eq!(ports_of(0, exact).rules[0].hi, u16::MAX);
     }
 
     #[test]

@@ -4,5 +4,6 @@
 //! `cgroup_sock_addr` programs decide each `connect` and `sendmsg` against them.
 
 pub mod alert;
+pub mod dns;
 pub mod kernel;
 pub mod policy;

@@ -4,8 +4,8 @@
 use std::mem::size_of;
 
 use agent_common::{
-    EgressRecord, ExecRecord, ExitRecord, ForkRecord, RecordHeader, RecordKind, SOCKADDR_MAX,
-    STR_SLOTS, SyscallRecord,
+    DNS_CAPTURE_MAX, DnsRecord, EgressRecord, ExecRecord, ExitRecord, ForkRecord, RecordHeader,
+    RecordKind, SOCKADDR_MAX, STR_SLOTS, SyscallRecord,
 };
 use thiserror::Error;
 
@@ -72,6 +72,18 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             EventKind::Exit
         }
         RecordKind::Egress => EventKind::Egress(decode_egress(bytes)?),
+        RecordKind::Dns => {
+            let record: DnsRecord = read_fixed(bytes, "dns")?;
+            let len = usize::from(record.len);
+            if len > DNS_CAPTURE_MAX {
+                return Err(DecodeError::LengthOverflow {
+                    field: "dns",
+                    claimed: len,
+                    available: DNS_CAPTURE_MAX,
+                });
+            }
+            EventKind::Dns(record.data[..len].to_vec())
+        }
     };
     Ok(Event {
         task,

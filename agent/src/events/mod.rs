@@ -61,6 +61,9 @@ pub enum EventKind {
     Exit,
     /// An outbound connection or send that the egress policy does not allow.
     Egress(EgressDecision),
+    /// A DNS response a workload received (the task fields are whoever the kernel was running
+    /// when the packet arrived, not the receiver).
+    Dns(Vec<u8>),
 }
 
 /// The kernel's decision on a connection its egress policy does not allow.
@@ -120,6 +123,7 @@ impl Event {
             EventKind::Exec { .. } => "procexec",
             EventKind::Exit => "procexit",
             EventKind::Egress(_) => "egress",
+            EventKind::Dns(_) => "dns",
         }
     }
 

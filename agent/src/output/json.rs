@@ -73,7 +73,7 @@ pub fn to_fields(event: &Enriched) -> Value {
             put("evt.arg.filename", json!(filename));
             put("evt.arg.old_tid", json!(old_tid));
         }
-        EventKind::Exit => {}
+        EventKind::Exit | EventKind::Dns(_) => {}
         EventKind::Egress(decision) => {
             put("fd.sip", json!(decision.addr.to_string()));
             put("fd.sport", json!(decision.port));

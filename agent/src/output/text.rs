@@ -31,7 +31,7 @@ pub fn to_line(event: &Enriched) -> String {
         }
         EventKind::Fork { child_pid, .. } => line.push_str(&format!(" child={child_pid}")),
         EventKind::Exec { filename, .. } => line.push_str(&format!(" filename={filename}")),
-        EventKind::Exit => {}
+        EventKind::Exit | EventKind::Dns(_) => {}
         EventKind::Egress(decision) => line.push_str(&format!(
             " egress={}:{} policy={} {}",
             decision.addr,

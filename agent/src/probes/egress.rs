@@ -3,12 +3,16 @@
 
 use std::{fs::File, path::Path};
 
-use agent_common::{EgressConfig, EgressKey4, EgressKey6, EgressPorts};
+use agent_common::{
+    EgressConfig, EgressHostKey, EgressKey4, EgressKey6, EgressLearned, EgressNameKey, EgressPorts,
+};
 use aya::{
     maps::{
         Array, HashMap, MapData,
         lpm_trie::{Key, LpmTrie},
     },
+    programs::CgroupSkb,
+    programs::cgroup_skb::CgroupSkbAttachType,
     programs::{CgroupAttachMode, CgroupSockAddr, ProgramError},
 };
 
@@ -46,6 +50,10 @@ pub struct KernelPolicy {
     pub allow4: Vec<AllowEntry<EgressKey4>>,
     /// IPv6 allowlist.
     pub allow6: Vec<AllowEntry<EgressKey6>>,
+    /// Names with host rules -> policies with such a rule.
+    pub names: Vec<(EgressNameKey, u64)>,
+    /// (name, policy) -> the ports its host rules allow.
+    pub name_ports: Vec<(EgressNameKey, EgressPorts)>,
 }
 
 /// The egress maps, owned by whoever applies policies.
@@ -55,6 +63,9 @@ pub struct EgressMaps {
     comms: HashMap<MapData, [u8; 16], u64>,
     allow4: LpmTrie<MapData, EgressKey4, EgressPorts>,
     allow6: LpmTrie<MapData, EgressKey6, EgressPorts>,
+    names: HashMap<MapData, EgressNameKey, u64>,
+    name_ports: HashMap<MapData, EgressNameKey, EgressPorts>,
+    hosts: HashMap<MapData, EgressHostKey, EgressLearned>,
     current: KernelPolicy,
 }
 
@@ -96,6 +107,7 @@ impl Probes {
             tracing::debug!(program, cgroup = %cgroup_root.display(), "attached");
             self.attached.push(program);
         }
+        self.attach_dns(&cgroup, cgroup_root)?;
         self.egress_attached = true;
         Ok(())
     }
@@ -113,8 +125,45 @@ impl Probes {
                 .map_err(map_error("EGRESS_ALLOW4"))?,
             allow6: LpmTrie::try_from(take("EGRESS_ALLOW6")?)
                 .map_err(map_error("EGRESS_ALLOW6"))?,
+            names: HashMap::try_from(take("EGRESS_NAMES")?).map_err(map_error("EGRESS_NAMES"))?,
+            name_ports: HashMap::try_from(take("EGRESS_NAME_PORTS")?)
+                .map_err(map_error("EGRESS_NAME_PORTS"))?,
+            hosts: HashMap::try_from(take("EGRESS_HOSTS")?).map_err(map_error("EGRESS_HOSTS"))?,
             current: KernelPolicy::default(),
         })
+    }
+
+    /// Attaches the DNS watcher (a `cgroup_skb` ingress program) to the cgroup v2 root; it
+    /// learns addresses for host rules from the DNS answers workloads receive.
+    fn attach_dns(&mut self, cgroup: &File, cgroup_root: &Path) -> Result<(), ProbeError> {
+        let program = "egress_dns";
+        let attach_error = |source: ProgramError| {
+            let hint = hint_for(&format!("{source:?}"));
+            ProbeError::Attach {
+                program,
+                tracepoint: format!("cgroup {} (ingress)", cgroup_root.display()),
+                source: Box::new(source),
+                hint,
+            }
+        };
+        let prog: &mut CgroupSkb = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| ProbeError::Map {
+                map: "programs",
+                reason: format!("program {program} is missing from the object"),
+            })?
+            .try_into()
+            .map_err(attach_error)?;
+        prog.load().map_err(attach_error)?;
+        prog.attach(
+            cgroup,
+            CgroupSkbAttachType::Ingress,
+            CgroupAttachMode::Single,
+        )
+        .map_err(attach_error)?;
+        self.attached.push(program);
+        Ok(())
     }
 
     /// Whether the egress programs are attached.
@@ -147,10 +196,41 @@ impl EgressMaps {
                 .insert(&Key::new(entry.prefix_len, entry.data), entry.ports, 0)
                 .map_err(map_error("EGRESS_ALLOW6"))?;
         }
+        for (key, ports) in &next.name_ports {
+            self.name_ports
+                .insert(key, ports, 0)
+                .map_err(map_error("EGRESS_NAME_PORTS"))?;
+        }
+        for (key, mask) in &next.names {
+            self.names
+                .insert(key, mask, 0)
+                .map_err(map_error("EGRESS_NAMES"))?;
+        }
         self.config
             .set(0, next.config, 0)
             .map_err(map_error("EGRESS_CONFIG"))?;
+        let names_changed = self.current.names != next.names
+            || self.current.name_ports != next.name_ports
+            || self.current.config.active != next.config.active;
         let old = std::mem::replace(&mut self.current, next);
+        if names_changed {
+            // Learned addresses are keyed by policy index, which may now mean another policy;
+            // the next DNS answers teach them again.
+            let learned: Vec<EgressHostKey> = self.hosts.keys().filter_map(Result::ok).collect();
+            for key in learned {
+                let _ = self.hosts.remove(&key);
+            }
+        }
+        for (key, _) in old.names {
+            if !self.current.names.iter().any(|(kept, _)| *kept == key) {
+                let _ = self.names.remove(&key);
+            }
+        }
+        for (key, _) in old.name_ports {
+            if !self.current.name_ports.iter().any(|(kept, _)| *kept == key) {
+                let _ = self.name_ports.remove(&key);
+            }
+        }
         for (id, _) in old.cgroups {
             if !self.current.cgroups.iter().any(|(kept, _)| *kept == id) {
                 let _ = self.cgroups.remove(&id);

@@ -7,17 +7,22 @@ use std::{
     collections::{BTreeSet, HashMap},
     net::{IpAddr, ToSocketAddrs},
     sync::{Arc, Mutex, OnceLock, RwLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 /// How often watched names are resolved again.
 pub const REFRESH: Duration = Duration::from_secs(30);
 
-/// The names being watched and what they resolve to.
+/// Most addresses whose names are kept from DNS answers the workloads received.
+const MAX_LEARNED: usize = 65_536;
+
+/// The names being watched and what they resolve to, plus the names learned from the DNS
+/// answers workloads received (until their TTL runs out).
 #[derive(Default)]
 pub struct DnsWatch {
     names: Mutex<BTreeSet<String>>,
     by_ip: RwLock<HashMap<IpAddr, Vec<Arc<str>>>>,
+    learned: RwLock<HashMap<IpAddr, (Arc<str>, Instant)>>,
     resolver: OnceLock<()>,
 }
 
@@ -45,13 +50,46 @@ impl DnsWatch {
         }
     }
 
-    /// The watched names that currently resolve to `ip`.
+    /// The names that currently resolve to `ip`: learned from an unexpired DNS answer first,
+    /// then the watched names.
     pub fn names_for(&self, ip: &IpAddr) -> Vec<Arc<str>> {
-        self.by_ip
+        let mut names: Vec<Arc<str>> = self
+            .learned
             .read()
             .ok()
-            .and_then(|map| map.get(ip).cloned())
-            .unwrap_or_default()
+            .and_then(|map| {
+                map.get(ip)
+                    .filter(|(_, expires)| *expires > Instant::now())
+                    .map(|(name, _)| Arc::clone(name))
+            })
+            .into_iter()
+            .collect();
+        if let Some(watched) = self.by_ip.read().ok().and_then(|map| map.get(ip).cloned()) {
+            for name in watched {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// Records that `name` resolved to `ip` in an answer valid for `ttl`.
+    pub fn learn(&self, ip: IpAddr, name: &str, ttl: Duration) {
+        let Ok(mut map) = self.learned.write() else {
+            return;
+        };
+        let now = Instant::now();
+        if map.len() >= MAX_LEARNED {
+            map.retain(|_, (_, expires)| *expires > now);
+            if map.len() >= MAX_LEARNED {
+                // Still full of live answers: forget an arbitrary one rather than grow.
+                if let Some(victim) = map.keys().next().copied() {
+                    map.remove(&victim);
+                }
+            }
+        }
+        map.insert(ip, (Arc::from(name), now + ttl));
     }
 
     /// Resolves every watched name now and replaces the address map.
@@ -126,5 +164,15 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["localhost"]);
         assert!(watch.names_for(&"10.0.0.1".parse().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn learned_names_expire_with_their_ttl() {
+        let watch = DnsWatch::default();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        watch.learn(ip, "api.example.com", Duration::from_secs(60));
+        assert_eq!(watch.names_for(&ip)[0].as_ref(), "api.example.com");
+        watch.learn(ip, "api.example.com", Duration::ZERO);
+        assert!(watch.names_for(&ip).is_empty());
     }
 }
