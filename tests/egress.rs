@@ -75,6 +75,28 @@ except OSError as e:
     print("errno", e.errno)
 "#;
 
+/// Connects over and over to a port the policy allows and one it refuses; prints the number of
+/// outcomes that were as expected and the unexpected ones.
+const STEADY_CLIENT: &str = r#"
+import socket, sys
+host, rounds = sys.argv[1], int(sys.argv[2])
+good, bad = 0, []
+for _ in range(rounds):
+    for port, want in ((8080, "ok"), (7070, "eperm")):
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.connect((host, port)); got = "ok"
+        except OSError as e:
+            got = "eperm" if e.errno == 1 else "errno %d" % e.errno
+        s.close()
+        if got == want:
+            good += 1
+        else:
+            bad.append((port, got))
+print(good, len(bad), bad[:5])
+"#;
+
 /// Serves TCP on the given ports (IPv4 and IPv6) until killed.
 const SERVER: &str = r#"
 import socket, sys, threading
@@ -536,5 +558,70 @@ fn host_rules_allow_what_real_dns_answers_resolve_and_follow_address_changes() {
         resolve_and_connect(Some(&container), &dns, "api.allowed.test", 9090).0,
         format!("ok {api_moved}")
     );
+    stop(&mut agent.running.0);
+}
+
+#[test]
+fn reloading_allowlists_takes_effect_without_a_gap() {
+    require_root();
+    let scratch = Scratch::new("egress-reload");
+    let mut host = TestHost::new(std::process::id() % 200 + 20 + 2);
+    host.serve_tcp(&[8080, 9090]);
+    let container = FakeContainer::new(0x4e10ad);
+    let v4 = host.v4.clone();
+    let narrow = format!("    - cidr: {v4}/32\n      ports: [8080]\n      protocol: tcp\n");
+    let wide = format!("{narrow}    - cidr: {v4}/32\n      ports: [9090]\n      protocol: tcp\n");
+    let mut agent = start_agent_with(&scratch, "enforce", &container, &narrow);
+    let eperm = format!("errno {}", libc::EPERM);
+    assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, eperm);
+
+    // A steady stream of decisions while the policy is swapped back and forth: every one of
+    // them must come out as both versions agree (8080 allowed, 7070 refused).
+    let script = format!(
+        "exec python3 -c '{}' {v4} 400",
+        STEADY_CLIENT.replace('\'', "'\\''")
+    );
+    let steady = Command::new("/bin/sh")
+        .args(["-c", &container.wrap(&script)])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("steady client");
+    let policy = scratch.path("egress-enforce.yaml");
+    let text = std::fs::read_to_string(&policy).expect("policy");
+    for round in 0..10 {
+        let allow = if round % 2 == 0 { &wide } else { &narrow };
+        let head = text.split("  allow:\n").next().expect("policy head");
+        std::fs::write(&policy, format!("{head}  allow:\n{allow}")).expect("rewrite policy");
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(agent.running.0.id() as i32, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let output = steady.wait_with_output().expect("steady client ran");
+    let report = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(
+        report.starts_with("800 0 "),
+        "decisions during reloads: {report}"
+    );
+
+    // Round 9 left the narrow list in force; widen it once more and see 9090 open up.
+    let head = text.split("  allow:\n").next().expect("policy head");
+    std::fs::write(&policy, format!("{head}  allow:\n{wide}")).expect("rewrite policy");
+    // SAFETY: as above.
+    unsafe { libc::kill(agent.running.0.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client(Some(&container), &v4, 9090, "tcp").0 != "ok" {
+        assert!(
+            Instant::now() < deadline,
+            "the reloaded policy never allowed 9090"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A broken file is refused and the running policy stays.
+    std::fs::write(&policy, "- policy: [broken\n").expect("break policy");
+    // SAFETY: as above.
+    unsafe { libc::kill(agent.running.0.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, "ok");
+    assert_eq!(client(Some(&container), &v4, 7070, "tcp").0, eperm);
     stop(&mut agent.running.0);
 }

@@ -335,6 +335,16 @@ pub const EGRESS_MAX_PORT_RULES: usize = 16;
 pub const EGRESS_MAX_CGROUP_DEPTH: u32 = 16;
 /// No default policy, in [`EgressConfig::default_policy`].
 pub const EGRESS_NO_POLICY: u32 = u32::MAX;
+/// Policy sets the kernel maps hold at once: the one in use, and the one a reload prepares.
+/// Keys carry `generation * EGRESS_MAX_POLICIES + index` as their policy; mask values hold one
+/// mask per generation; `EGRESS_ACTIVE` names the generation in use.
+pub const EGRESS_GENERATIONS: usize = 2;
+
+/// The policy number keys carry: the policy's index within its generation's set.
+#[inline(always)]
+pub const fn egress_policy_key(generation: u32, index: u32) -> u32 {
+    (generation & 1) * EGRESS_MAX_POLICIES + index
+}
 
 /// Which policies exist and how they select workloads; the one value of `EGRESS_CONFIG`.
 #[repr(C)]

@@ -10,6 +10,7 @@ use agent_common::{
     DNS_CAPTURE_MAX, DNS_HASH_START, DNS_MAX_LABELS, DnsRecord, EGRESS_DNS_GRACE_SECONDS,
     EGRESS_MAX_DNS_ADDRESSES, EGRESS_MAX_DNS_POLICIES, EGRESS_NO_POLICY, EgressHostKey,
     EgressLearned, EgressNameKey, RecordKind, dns_fold, dns_hash_byte, drop_reason,
+    egress_policy_key,
 };
 use aya_ebpf::{
     helpers::generated::{bpf_ktime_get_boot_ns, bpf_skb_load_bytes},
@@ -20,7 +21,7 @@ use aya_ebpf::{
 
 use crate::{
     EVENTS, count_drop,
-    egress::{EGRESS_HOSTS, EGRESS_NAMES, lowest_bit},
+    egress::{EGRESS_HOSTS, EGRESS_NAMES, active_generation, lowest_bit},
     fill_header,
 };
 
@@ -219,6 +220,7 @@ fn learn(data: &[u8; DNS_CAPTURE_MAX], len: usize) {
 
     // Policies with a rule for the name itself or for a wildcard above it. The count lives in
     // map memory, not in a local, for the same reason as the counters below.
+    let generation = active_generation();
     work.found = 0;
     for level in 0..DNS_MAX_LABELS {
         if level >= labels || work.found >= EGRESS_MAX_DNS_POLICIES as u32 {
@@ -230,9 +232,10 @@ fn learn(data: &[u8; DNS_CAPTURE_MAX], len: usize) {
             wildcard: u32::from(level > 0),
         };
         // SAFETY: the value is copied out at once.
-        let Some(mut policies) = (unsafe { EGRESS_NAMES.get(key) }).copied() else {
+        let Some(masks) = (unsafe { EGRESS_NAMES.get(key) }).copied() else {
             continue;
         };
+        let mut policies = if generation == 0 { masks[0] } else { masks[1] };
         for _ in 0..EGRESS_MAX_DNS_POLICIES {
             let found = work.found as usize;
             if policies == 0 || found >= EGRESS_MAX_DNS_POLICIES {
@@ -247,7 +250,7 @@ fn learn(data: &[u8; DNS_CAPTURE_MAX], len: usize) {
             let slot = &mut work.matched[index];
             slot.hash = key.hash;
             slot.wildcard = key.wildcard;
-            slot.policy = lowest_bit(policies);
+            slot.policy = egress_policy_key(generation, lowest_bit(policies));
             policies &= policies - 1;
             work.found += 1;
         }

@@ -6,9 +6,9 @@
 use core::ptr::addr_of_mut;
 
 use agent_common::{
-    EGRESS_MAX_CGROUP_DEPTH, EGRESS_MAX_PORT_RULES, EGRESS_NO_POLICY, EgressConfig, EgressHostKey,
-    EgressKey4, EgressKey6, EgressLearned, EgressNameKey, EgressPorts, EgressRecord, RecordKind,
-    drop_reason,
+    EGRESS_GENERATIONS, EGRESS_MAX_CGROUP_DEPTH, EGRESS_MAX_PORT_RULES, EGRESS_NO_POLICY,
+    EgressConfig, EgressHostKey, EgressKey4, EgressKey6, EgressLearned, EgressNameKey, EgressPorts,
+    EgressRecord, RecordKind, drop_reason, egress_policy_key,
 };
 use aya_ebpf::{
     helpers::generated::{
@@ -32,16 +32,24 @@ const DENY: i32 = 0;
 const HOOK_CONNECT: u8 = 0;
 const HOOK_SENDMSG: u8 = 1;
 
+/// The generation in use (0 or 1); a reload fills the other one, then flips this.
 #[map]
-static EGRESS_CONFIG: Array<EgressConfig> = Array::with_max_entries(1, 0);
+pub(crate) static EGRESS_ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
 
-/// Policies selected by a cgroup (and so by every cgroup below it), by cgroup id.
+/// The policy set of each generation.
 #[map]
-static EGRESS_CGROUPS: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
+static EGRESS_CONFIG: Array<EgressConfig> = Array::with_max_entries(EGRESS_GENERATIONS as u32, 0);
 
-/// Policies selected by a process name (the 16-byte comm, NUL padded).
+/// Policies selected by a cgroup (and so by every cgroup below it), by cgroup id; one mask per
+/// generation.
 #[map]
-static EGRESS_COMMS: HashMap<[u8; 16], u64> = HashMap::with_max_entries(4096, 0);
+static EGRESS_CGROUPS: HashMap<u64, [u64; EGRESS_GENERATIONS]> =
+    HashMap::with_max_entries(16384, 0);
+
+/// Policies selected by a process name (the 16-byte comm, NUL padded); one mask per generation.
+#[map]
+static EGRESS_COMMS: HashMap<[u8; 16], [u64; EGRESS_GENERATIONS]> =
+    HashMap::with_max_entries(4096, 0);
 
 #[map]
 static EGRESS_ALLOW4: LpmTrie<EgressKey4, EgressPorts> = LpmTrie::with_max_entries(65536, 0);
@@ -49,9 +57,11 @@ static EGRESS_ALLOW4: LpmTrie<EgressKey4, EgressPorts> = LpmTrie::with_max_entri
 #[map]
 static EGRESS_ALLOW6: LpmTrie<EgressKey6, EgressPorts> = LpmTrie::with_max_entries(65536, 0);
 
-/// Names with host rules: (name hash, wildcard, `EGRESS_NO_POLICY`) -> policies with a rule.
+/// Names with host rules: (name hash, wildcard, `EGRESS_NO_POLICY`) -> policies with a rule,
+/// one mask per generation.
 #[map]
-pub(crate) static EGRESS_NAMES: HashMap<EgressNameKey, u64> = HashMap::with_max_entries(16384, 0);
+pub(crate) static EGRESS_NAMES: HashMap<EgressNameKey, [u64; EGRESS_GENERATIONS]> =
+    HashMap::with_max_entries(16384, 0);
 
 /// The ports a policy's host rule allows: (name hash, wildcard, policy) -> ports.
 #[map]
@@ -94,7 +104,8 @@ pub fn egress_sendmsg6(ctx: SockAddrContext) -> i32 {
 
 #[inline(always)]
 fn decide(ctx: &SockAddrContext, v6: bool, hook: u8) -> i32 {
-    let Some(config) = EGRESS_CONFIG.get(0) else {
+    let generation = active_generation();
+    let Some(config) = EGRESS_CONFIG.get(generation) else {
         return ALLOW;
     };
     if config.active == 0 {
@@ -111,8 +122,8 @@ fn decide(ctx: &SockAddrContext, v6: bool, hook: u8) -> i32 {
     if is_loopback(&destination) {
         return ALLOW;
     }
-    let selected = selected_policies(config) & config.active;
-    let policy = if selected == 0 {
+    let selected = selected_policies(config, generation) & config.active;
+    let index = if selected == 0 {
         if config.default_policy == EGRESS_NO_POLICY {
             return ALLOW;
         }
@@ -120,10 +131,11 @@ fn decide(ctx: &SockAddrContext, v6: bool, hook: u8) -> i32 {
     } else {
         lowest_bit(selected)
     };
+    let policy = egress_policy_key(generation, index);
     if allowed(policy, &destination) {
         return ALLOW;
     }
-    let enforce = policy < 64 && config.enforce & (1u64 << policy) != 0;
+    let enforce = index < 64 && config.enforce & (1u64 << index) != 0;
     report(&destination, policy, enforce, hook);
     if enforce { DENY } else { ALLOW }
 }
@@ -200,9 +212,25 @@ fn is_loopback(destination: &Destination) -> bool {
     }
 }
 
+/// The generation in use: 0 or 1.
+#[inline(always)]
+pub(crate) fn active_generation() -> u32 {
+    EGRESS_ACTIVE.get(0).copied().unwrap_or(0) & 1
+}
+
+/// The mask of `generation` in a per-generation mask value.
+#[inline(always)]
+fn mask_of(masks: Option<&[u64; EGRESS_GENERATIONS]>, generation: u32) -> u64 {
+    match masks {
+        Some(masks) if generation == 0 => masks[0],
+        Some(masks) => masks[1],
+        None => 0,
+    }
+}
+
 /// The policies whose cgroup and process-name conditions both hold for the caller.
 #[inline(always)]
-fn selected_policies(config: &EgressConfig) -> u64 {
+fn selected_policies(config: &EgressConfig, generation: u32) -> u64 {
     let mut by_cgroup = config.cgroup_free;
     // Level 0 is the root; the caller's own cgroup is the deepest level that exists.
     for level in 1..EGRESS_MAX_CGROUP_DEPTH {
@@ -211,16 +239,14 @@ fn selected_policies(config: &EgressConfig) -> u64 {
         if id == 0 {
             break;
         }
-        // SAFETY: the value is a plain u64 copied out at once.
-        if let Some(mask) = unsafe { EGRESS_CGROUPS.get(id) } {
-            by_cgroup |= *mask;
-        }
+        // SAFETY: the value is plain data read at once.
+        by_cgroup |= mask_of(unsafe { EGRESS_CGROUPS.get(id) }, generation);
     }
     let mut comm = [0u8; 16];
     // SAFETY: comm is 16 writable bytes.
     unsafe { bpf_get_current_comm(comm.as_mut_ptr().cast(), 16) };
     // SAFETY: as above.
-    let by_comm = config.comm_free | unsafe { EGRESS_COMMS.get(comm) }.copied().unwrap_or(0);
+    let by_comm = config.comm_free | mask_of(unsafe { EGRESS_COMMS.get(comm) }, generation);
     by_cgroup & by_comm
 }
 

@@ -119,7 +119,13 @@ fn dispatch(command: Command) -> Result<bool> {
                 delivery.egress.iter().chain(&egress).cloned().collect();
             let policies = load_policies(&policy_files)?;
             let ruleset = rules.load()?;
-            runtime()?.block_on(cmd::agent::run(agent, ruleset, delivery, policies))?;
+            runtime()?.block_on(cmd::agent::run(
+                agent,
+                ruleset,
+                delivery,
+                policies,
+                policy_files,
+            ))?;
             Ok(true)
         }
     }

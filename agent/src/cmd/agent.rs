@@ -15,14 +15,18 @@ use tokio::{
     sync::watch,
 };
 use vigil::{
-    egress::{self, alert::EgressAlerts, policy::PolicySet},
+    egress::{
+        self,
+        alert::EgressAlerts,
+        control::{EgressControl, PolicyNames},
+        policy::PolicySet,
+    },
     enrich::Enriched,
     events::syscalls::{self, Syscall},
     host::mounts,
     metrics::Metrics,
     output,
     pipeline::{Pipeline, PipelineConfig},
-    probes::egress::KernelPolicy,
     rules::{alert::hostname, engine::Ruleset},
     server,
     sinks::{config::DeliveryConfig, dispatcher::Dispatcher},
@@ -52,8 +56,8 @@ struct TracingOptions {
     syscalls: Vec<Syscall>,
     /// Rules running, for the `vigil_rules_loaded` gauge.
     rules_loaded: usize,
-    /// Egress policies for the kernel, and the cgroup v2 root the programs attach to.
-    egress: Option<(PathBuf, KernelPolicy)>,
+    /// Egress policies for the kernel.
+    egress: Option<EgressSetup>,
 }
 
 impl Default for TracingOptions {
@@ -66,6 +70,14 @@ impl Default for TracingOptions {
             egress: None,
         }
     }
+}
+
+/// Egress policies to put in force once the programs are attached.
+struct EgressSetup {
+    cgroup_root: PathBuf,
+    files: Vec<PathBuf>,
+    compiled: egress::kernel::CompiledPolicies,
+    names: PolicyNames,
 }
 
 /// `vigil trace`: every event on stdout.
@@ -99,6 +111,7 @@ pub async fn run(
     ruleset: Ruleset,
     delivery: DeliveryConfig,
     policies: PolicySet,
+    policy_files: Vec<PathBuf>,
 ) -> Result<()> {
     let capture_env = ruleset.uses_field("proc.env");
     let capture_buffers = ruleset.uses_field("evt.buffer");
@@ -111,8 +124,9 @@ pub async fn run(
             .copied()
             .filter(|s| needed.contains(&syscalls::spec(*s).name)),
     );
-    let (egress, policy_names) = if policies.policies.is_empty() && policies.default.is_none() {
-        (None, Vec::new())
+    let policy_names = PolicyNames::default();
+    let egress = if policies.policies.is_empty() && policies.default.is_none() {
+        None
     } else {
         let cgroup_root =
             mounts::cgroup2_mount().context("finding cgroup v2 for egress control")?;
@@ -122,7 +136,12 @@ pub async fn run(
             tracing::warn!(%warning, "egress policy selects nothing yet");
         }
         tracing::info!(policies = compiled.names.len(), "egress policies loaded");
-        (Some((cgroup_root, compiled.kernel)), compiled.names)
+        Some(EgressSetup {
+            cgroup_root,
+            files: policy_files,
+            compiled,
+            names: policy_names.clone(),
+        })
     };
     let tracing_options = TracingOptions {
         capture_env,
@@ -141,8 +160,7 @@ pub async fn run(
     let outcome = run_agent(args, tracing_options, metrics, move |event, _, metrics| {
         alerts.clear();
         ruleset.evaluate(event, &mut alerts);
-        alerts
-            .extend(egress_alerts.alert(event, |index| policy_names.get(index as usize).cloned()));
+        alerts.extend(egress_alerts.alert(event, |policy| policy_names.get(policy)));
         for alert in &alerts {
             metrics.alerts.with_label_values(&[alert.priority]).inc();
             sink.submit_alert(alert, event);
@@ -183,19 +201,25 @@ async fn run_agent(
     config.state.capture_env = options.capture_env;
     config.probes.capture_buffers = options.capture_buffers;
     config.probes.syscalls = options.syscalls;
-    config.probes.egress_cgroup_root = options.egress.as_ref().map(|(root, _)| root.clone());
+    config.probes.egress_cgroup_root = options.egress.as_ref().map(|e| e.cgroup_root.clone());
     let mut pipeline = Pipeline::start(config, Arc::clone(&metrics))
         .await
         .context("starting the eBPF probes")?;
-    // Held for the life of the agent: the policies are written through them.
-    let _egress_maps = match options.egress {
-        Some((_, kernel_policy)) => {
-            let mut maps = pipeline
+    let mut egress_control = match options.egress {
+        Some(setup) => {
+            let maps = pipeline
                 .take_egress_maps()
                 .context("the egress programs are attached but their maps are missing")?;
-            maps.apply(kernel_policy)
-                .context("writing the egress policies to the kernel")?;
-            Some(maps)
+            Some(
+                EgressControl::start(
+                    maps,
+                    setup.compiled,
+                    setup.files,
+                    setup.cgroup_root,
+                    setup.names,
+                )
+                .context("writing the egress policies to the kernel")?,
+            )
         }
         None => None,
     };
@@ -203,10 +227,12 @@ async fn run_agent(
 
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let outcome = loop {
         tokio::select! {
             _ = sigterm.recv() => break Ok("SIGTERM"),
             _ = sigint.recv() => break Ok("SIGINT"),
+            _ = sighup.recv() => reload(egress_control.as_mut()),
             event = pipeline.next() => {
                 let Some(event) = event else { break Ok("reader stopped") };
                 match deliver(&mut pipeline, &mut consume, &metrics, event) {
@@ -225,6 +251,20 @@ async fn run_agent(
     let reason = outcome?;
     tracing::info!(reason, "probes detached, vigil stopped");
     reader.context("the ring buffer reader failed")
+}
+
+/// SIGHUP: reloads what can be reloaded; a failed reload keeps what runs.
+fn reload(egress: Option<&mut EgressControl>) {
+    let Some(egress) = egress else {
+        tracing::info!("SIGHUP: nothing to reload (no egress policies)");
+        return;
+    };
+    match egress.reload() {
+        Ok(policies) => tracing::info!(policies, "egress policies reloaded"),
+        Err(error) => {
+            tracing::error!(%error, "egress policy reload failed; the running policies stay")
+        }
+    }
 }
 
 fn deliver(

@@ -196,6 +196,7 @@ pub fn compile(
         }
     }
     compiled.kernel.config = config;
+    compiled.kernel.policy_names = compiled.names.clone();
     compiled.kernel.cgroups = cgroups.into_iter().collect();
     compiled.kernel.comms = comms.into_iter().collect();
     Ok(compiled)

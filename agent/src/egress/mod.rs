@@ -4,6 +4,7 @@
 //! `cgroup_sock_addr` programs decide each `connect` and `sendmsg` against them.
 
 pub mod alert;
+pub mod control;
 pub mod dns;
 pub mod kernel;
 pub mod policy;

@@ -4,7 +4,8 @@
 use std::{fs::File, path::Path};
 
 use agent_common::{
-    EgressConfig, EgressHostKey, EgressKey4, EgressKey6, EgressLearned, EgressNameKey, EgressPorts,
+    EGRESS_GENERATIONS, EgressConfig, EgressHostKey, EgressKey4, EgressKey6, EgressLearned,
+    EgressNameKey, EgressPorts, egress_policy_key,
 };
 use aya::{
     maps::{
@@ -54,20 +55,28 @@ pub struct KernelPolicy {
     pub names: Vec<(EgressNameKey, u64)>,
     /// (name, policy) -> the ports its host rules allow.
     pub name_ports: Vec<(EgressNameKey, EgressPorts)>,
+    /// Policy names by index, to carry learned addresses across a reload.
+    pub policy_names: Vec<String>,
 }
 
 /// The egress maps, owned by whoever applies policies.
 pub struct EgressMaps {
+    active: Array<MapData, u32>,
     config: Array<MapData, EgressConfig>,
-    cgroups: HashMap<MapData, u64, u64>,
-    comms: HashMap<MapData, [u8; 16], u64>,
+    cgroups: HashMap<MapData, u64, Masks>,
+    comms: HashMap<MapData, [u8; 16], Masks>,
     allow4: LpmTrie<MapData, EgressKey4, EgressPorts>,
     allow6: LpmTrie<MapData, EgressKey6, EgressPorts>,
-    names: HashMap<MapData, EgressNameKey, u64>,
+    names: HashMap<MapData, EgressNameKey, Masks>,
     name_ports: HashMap<MapData, EgressNameKey, EgressPorts>,
     hosts: HashMap<MapData, EgressHostKey, EgressLearned>,
-    current: KernelPolicy,
+    /// The generation in use, and what each generation holds.
+    generation: u32,
+    written: [Option<KernelPolicy>; EGRESS_GENERATIONS],
 }
+
+/// One mask per generation.
+type Masks = [u64; EGRESS_GENERATIONS];
 
 impl Probes {
     /// Loads the egress programs and attaches them to the cgroup v2 root as links, alongside
@@ -117,6 +126,7 @@ impl Probes {
         let mut take =
             |name: &'static str| self.ebpf.take_map(name).ok_or_else(|| missing_map(name));
         Ok(EgressMaps {
+            active: Array::try_from(take("EGRESS_ACTIVE")?).map_err(map_error("EGRESS_ACTIVE"))?,
             config: Array::try_from(take("EGRESS_CONFIG")?).map_err(map_error("EGRESS_CONFIG"))?,
             cgroups: HashMap::try_from(take("EGRESS_CGROUPS")?)
                 .map_err(map_error("EGRESS_CGROUPS"))?,
@@ -129,7 +139,8 @@ impl Probes {
             name_ports: HashMap::try_from(take("EGRESS_NAME_PORTS")?)
                 .map_err(map_error("EGRESS_NAME_PORTS"))?,
             hosts: HashMap::try_from(take("EGRESS_HOSTS")?).map_err(map_error("EGRESS_HOSTS"))?,
-            current: KernelPolicy::default(),
+            generation: 0,
+            written: [None, None],
         })
     }
 
@@ -173,94 +184,184 @@ impl Probes {
 }
 
 impl EgressMaps {
-    /// Writes a new policy: entries first, then the configuration that makes them count, then
-    /// removes what the old policy had and the new one lacks.
+    /// The generation the kernel uses now.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Puts a policy set in force without a moment in which a call goes undecided: it is
+    /// written into the generation not in use, the addresses learned from DNS for host rules
+    /// that carry over are copied to it, the kernel switches to it in one word, and only then
+    /// is the old generation cleared.
     pub fn apply(&mut self, next: KernelPolicy) -> Result<(), ProbeError> {
-        for &(id, mask) in &next.cgroups {
+        let old = self.generation;
+        let new = 1 - old;
+        // Leftovers of a failed earlier apply into this generation.
+        if let Some(stale) = self.written[new as usize].take() {
+            self.clear(new, &stale)?;
+        }
+        self.write(new, &next)?;
+        self.written[new as usize] = Some(next.clone());
+        self.carry_learned(old, new, &next);
+        self.config
+            .set(new, next.config, 0)
+            .map_err(map_error("EGRESS_CONFIG"))?;
+        self.active
+            .set(0, new, 0)
+            .map_err(map_error("EGRESS_ACTIVE"))?;
+        self.generation = new;
+        // Answers that arrived while switching were learned for the old generation.
+        self.carry_learned(old, new, &next);
+        if let Some(previous) = self.written[old as usize].take() {
+            self.clear(old, &previous)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, generation: u32, policy: &KernelPolicy) -> Result<(), ProbeError> {
+        let slot = generation as usize;
+        for &(id, mask) in &policy.cgroups {
+            let mut masks = self.cgroups.get(&id, 0).unwrap_or_default();
+            masks[slot] = mask;
             self.cgroups
-                .insert(id, mask, 0)
+                .insert(id, masks, 0)
                 .map_err(map_error("EGRESS_CGROUPS"))?;
         }
-        for &(comm, mask) in &next.comms {
+        for &(comm, mask) in &policy.comms {
+            let mut masks = self.comms.get(&comm, 0).unwrap_or_default();
+            masks[slot] = mask;
             self.comms
-                .insert(comm, mask, 0)
+                .insert(comm, masks, 0)
                 .map_err(map_error("EGRESS_COMMS"))?;
         }
-        for entry in &next.allow4 {
+        for entry in &policy.allow4 {
+            let data = with_generation(entry.data, generation);
             self.allow4
-                .insert(&Key::new(entry.prefix_len, entry.data), entry.ports, 0)
+                .insert(&Key::new(entry.prefix_len, data), entry.ports, 0)
                 .map_err(map_error("EGRESS_ALLOW4"))?;
         }
-        for entry in &next.allow6 {
+        for entry in &policy.allow6 {
+            let data = with_generation(entry.data, generation);
             self.allow6
-                .insert(&Key::new(entry.prefix_len, entry.data), entry.ports, 0)
+                .insert(&Key::new(entry.prefix_len, data), entry.ports, 0)
                 .map_err(map_error("EGRESS_ALLOW6"))?;
         }
-        for (key, ports) in &next.name_ports {
+        for (key, ports) in &policy.name_ports {
+            let key = EgressNameKey {
+                policy: egress_policy_key(generation, key.policy),
+                ..*key
+            };
             self.name_ports
                 .insert(key, ports, 0)
                 .map_err(map_error("EGRESS_NAME_PORTS"))?;
         }
-        for (key, mask) in &next.names {
+        for &(key, mask) in &policy.names {
+            let mut masks = self.names.get(&key, 0).unwrap_or_default();
+            masks[slot] = mask;
             self.names
-                .insert(key, mask, 0)
+                .insert(key, masks, 0)
                 .map_err(map_error("EGRESS_NAMES"))?;
-        }
-        self.config
-            .set(0, next.config, 0)
-            .map_err(map_error("EGRESS_CONFIG"))?;
-        let names_changed = self.current.names != next.names
-            || self.current.name_ports != next.name_ports
-            || self.current.config.active != next.config.active;
-        let old = std::mem::replace(&mut self.current, next);
-        if names_changed {
-            // Learned addresses are keyed by policy index, which may now mean another policy;
-            // the next DNS answers teach them again.
-            let learned: Vec<EgressHostKey> = self.hosts.keys().filter_map(Result::ok).collect();
-            for key in learned {
-                let _ = self.hosts.remove(&key);
-            }
-        }
-        for (key, _) in old.names {
-            if !self.current.names.iter().any(|(kept, _)| *kept == key) {
-                let _ = self.names.remove(&key);
-            }
-        }
-        for (key, _) in old.name_ports {
-            if !self.current.name_ports.iter().any(|(kept, _)| *kept == key) {
-                let _ = self.name_ports.remove(&key);
-            }
-        }
-        for (id, _) in old.cgroups {
-            if !self.current.cgroups.iter().any(|(kept, _)| *kept == id) {
-                let _ = self.cgroups.remove(&id);
-            }
-        }
-        for (comm, _) in old.comms {
-            if !self.current.comms.iter().any(|(kept, _)| *kept == comm) {
-                let _ = self.comms.remove(&comm);
-            }
-        }
-        for entry in old.allow4 {
-            let stale = !self
-                .current
-                .allow4
-                .iter()
-                .any(|e| e.prefix_len == entry.prefix_len && e.data == entry.data);
-            if stale {
-                let _ = self.allow4.remove(&Key::new(entry.prefix_len, entry.data));
-            }
-        }
-        for entry in old.allow6 {
-            let stale = !self
-                .current
-                .allow6
-                .iter()
-                .any(|e| e.prefix_len == entry.prefix_len && e.data == entry.data);
-            if stale {
-                let _ = self.allow6.remove(&Key::new(entry.prefix_len, entry.data));
-            }
         }
         Ok(())
     }
+
+    /// Removes a generation's entries (the other generation's stay).
+    fn clear(&mut self, generation: u32, policy: &KernelPolicy) -> Result<(), ProbeError> {
+        let slot = generation as usize;
+        for &(id, _) in &policy.cgroups {
+            clear_mask(&mut self.cgroups, id, slot);
+        }
+        for &(comm, _) in &policy.comms {
+            clear_mask(&mut self.comms, comm, slot);
+        }
+        for &(key, _) in &policy.names {
+            clear_mask(&mut self.names, key, slot);
+        }
+        for entry in &policy.allow4 {
+            let data = with_generation(entry.data, generation);
+            let _ = self.allow4.remove(&Key::new(entry.prefix_len, data));
+        }
+        for entry in &policy.allow6 {
+            let data = with_generation(entry.data, generation);
+            let _ = self.allow6.remove(&Key::new(entry.prefix_len, data));
+        }
+        for (key, _) in &policy.name_ports {
+            let _ = self.name_ports.remove(&EgressNameKey {
+                policy: egress_policy_key(generation, key.policy),
+                ..*key
+            });
+        }
+        let range = egress_policy_key(generation, 0)..egress_policy_key(generation, 0) + 64;
+        let learned: Vec<EgressHostKey> = self
+            .hosts
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| range.contains(&key.policy))
+            .collect();
+        for key in learned {
+            let _ = self.hosts.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// Copies addresses learned for the old generation's host rules to the same rules (same
+    /// policy name, same name pattern) in the new generation.
+    fn carry_learned(&mut self, old: u32, new: u32, next: &KernelPolicy) {
+        let Some(previous) = self.written[old as usize].as_ref() else {
+            return;
+        };
+        let base = egress_policy_key(old, 0);
+        let learned: Vec<(EgressHostKey, EgressLearned)> = self
+            .hosts
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(key, _)| (base..base + 64).contains(&key.policy))
+            .collect();
+        for (key, value) in learned {
+            let Some(name) = previous.policy_names.get((key.policy - base) as usize) else {
+                continue;
+            };
+            let Some(index) = next.policy_names.iter().position(|n| n == name) else {
+                continue;
+            };
+            let rule = EgressNameKey {
+                policy: index as u32,
+                ..value.rule
+            };
+            if !next.name_ports.iter().any(|(k, _)| *k == rule) {
+                continue;
+            }
+            let carried = EgressHostKey {
+                policy: egress_policy_key(new, index as u32),
+                ..key
+            };
+            let value = EgressLearned {
+                rule: EgressNameKey {
+                    policy: egress_policy_key(new, index as u32),
+                    ..rule
+                },
+                ..value
+            };
+            let _ = self.hosts.insert(carried, value, 0);
+        }
+    }
+}
+
+/// Key data with the policy index moved into `generation`.
+fn with_generation<const N: usize>(mut data: [u8; N], generation: u32) -> [u8; N] {
+    let index = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+    data[..4].copy_from_slice(&egress_policy_key(generation, index).to_be_bytes());
+    data
+}
+
+fn clear_mask<K: aya::Pod>(map: &mut HashMap<MapData, K, Masks>, key: K, slot: usize) {
+    let Ok(mut masks) = map.get(&key, 0) else {
+        return;
+    };
+    masks[slot] = 0;
+    let _ = if masks.iter().all(|&m| m == 0) {
+        map.remove(&key)
+    } else {
+        map.insert(key, masks, 0)
+    };
 }
