@@ -10,7 +10,8 @@ use std::{
 
 use serde_json::Value;
 use vigil_integration_tests::{
-    FakeContainer, Running, Scratch, free_addr, require_root, stop, vigil_binary, wait_running,
+    FakeContainer, Running, Scratch, fake_docker_state, free_addr, require_root, stop,
+    vigil_binary, wait_running,
 };
 
 const RULE: &str = "- rule: Unused
@@ -397,15 +398,24 @@ fn start_agent_with(
     container: &FakeContainer,
     allow: &str,
 ) -> Agent {
+    let selector = format!("container.id: {}", &container.id[..12]);
+    start_agent_selecting(scratch, mode, &selector, allow, &[])
+}
+
+/// Starts `vigil run` with one policy, `selector` its `match:` entry and `allow` its rules.
+fn start_agent_selecting(
+    scratch: &Scratch,
+    mode: &str,
+    selector: &str,
+    allow: &str,
+    extra_args: &[&str],
+) -> Agent {
     let rules = scratch.path("rules.yaml");
     std::fs::write(&rules, RULE).expect("rules");
     let policy = scratch.path(&format!("egress-{mode}.yaml"));
     std::fs::write(
         &policy,
-        format!(
-            "- policy: test-app\n  mode: {mode}\n  match:\n    container.id: {id}\n  allow:\n{allow}",
-            id = &container.id[..12],
-        ),
+        format!("- policy: test-app\n  mode: {mode}\n  match:\n    {selector}\n  allow:\n{allow}"),
     )
     .expect("policy");
     let alerts = scratch.path(&format!("alerts-{mode}.jsonl"));
@@ -425,6 +435,7 @@ fn start_agent_with(
             .arg(&rules)
             .arg("--config")
             .arg(&config)
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -623,5 +634,54 @@ fn reloading_allowlists_takes_effect_without_a_gap() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, "ok");
     assert_eq!(client(Some(&container), &v4, 7070, "tcp").0, eperm);
+    stop(&mut agent.running.0);
+}
+
+#[test]
+fn policies_select_containers_by_image_including_ones_started_later() {
+    require_root();
+    let scratch = Scratch::new("egress-image");
+    let mut host = TestHost::new(std::process::id() % 200 + 20 + 3);
+    host.serve_tcp(&[8080, 9090]);
+    let v4 = host.v4.clone();
+    // The host's filesystem as a DaemonSet would mount it: docker's state below it.
+    let host_root = scratch.path("host");
+    let docker = host_root.join("var/lib/docker");
+    let before = FakeContainer::new(0x1a6e1);
+    fake_docker_state(&docker, &before.id, false);
+    let unrelated = FakeContainer::new(0x1a6e2);
+
+    let allow = format!("    - cidr: {v4}/32\n      ports: [8080]\n      protocol: tcp\n");
+    let mut agent = start_agent_selecting(
+        &scratch,
+        "enforce",
+        "container.image.repository: docker.io/library/vigil-test",
+        &allow,
+        &["--host-root", &host_root.display().to_string()],
+    );
+    let eperm = format!("errno {}", libc::EPERM);
+    // A container that was running when the policies were compiled.
+    assert_eq!(client(Some(&before), &v4, 8080, "tcp").0, "ok");
+    assert_eq!(client(Some(&before), &v4, 9090, "tcp").0, eperm);
+    // A container of another image (no runtime state) is not selected.
+    assert_eq!(client(Some(&unrelated), &v4, 9090, "tcp").0, "ok");
+
+    // A container of the image that starts now: selected from its first events on.
+    let after = FakeContainer::new(0x1a6e3);
+    fake_docker_state(&docker, &after.id, false);
+    let warm_up = Command::new("/bin/sh")
+        .args(["-c", &after.wrap("cat /dev/null")])
+        .status()
+        .expect("first process of the new container");
+    assert!(warm_up.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client(Some(&after), &v4, 9090, "tcp").0 != eperm {
+        assert!(
+            Instant::now() < deadline,
+            "the new container was never selected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(client(Some(&after), &v4, 8080, "tcp").0, "ok");
     stop(&mut agent.running.0);
 }

@@ -14,26 +14,11 @@ use vigil::rules::{
     engine::{Ruleset, Selection},
 };
 use vigil_integration_tests::{
-    FakeContainer, Harness, Scratch, alerts_of_script, assert_exactly, falco_rules_dir,
+    FakeContainer, Harness, Scratch, alerts_of_script, assert_exactly, fake_docker_state,
+    falco_rules_dir,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
-
-/// Writes docker's state files for a container, as the runtime would.
-fn fake_docker_state(root: &Path, id: &str, privileged: bool) {
-    let dir = root.join("containers").join(id);
-    std::fs::create_dir_all(&dir).expect("docker state dir");
-    let config = serde_json::json!({
-        "ID": id,
-        "Name": "/vigil-test",
-        "Created": "2026-01-01T00:00:00Z",
-        "Config": {"Image": "docker.io/library/vigil-test:1.0", "Labels": {}},
-        "MountPoints": {},
-    });
-    std::fs::write(dir.join("config.v2.json"), config.to_string()).expect("config.v2.json");
-    let host = serde_json::json!({"Privileged": privileged});
-    std::fs::write(dir.join("hostconfig.json"), host.to_string()).expect("hostconfig.json");
-}
 
 /// Runs `script` with the probes attached and the stable rules loaded; returns the alerts of
 /// the script's process tree.

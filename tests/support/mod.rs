@@ -377,3 +377,20 @@ pub fn cat(file: &std::path::Path) -> u32 {
     cat.wait_with_output().expect("cat ran");
     pid
 }
+
+/// Writes docker's state files for container `id` (named `vigil-test`, image
+/// `docker.io/library/vigil-test:1.0`) below a docker data root.
+pub fn fake_docker_state(root: &std::path::Path, id: &str, privileged: bool) {
+    let dir = root.join("containers").join(id);
+    std::fs::create_dir_all(&dir).expect("docker state dir");
+    let config = serde_json::json!({
+        "ID": id,
+        "Name": "/vigil-test",
+        "Created": "2026-01-01T00:00:00Z",
+        "Config": {"Image": "docker.io/library/vigil-test:1.0", "Labels": {}},
+        "MountPoints": {},
+    });
+    std::fs::write(dir.join("config.v2.json"), config.to_string()).expect("config.v2.json");
+    let host = serde_json::json!({"Privileged": privileged});
+    std::fs::write(dir.join("hostconfig.json"), host.to_string()).expect("hostconfig.json");
+}

@@ -30,6 +30,7 @@ use vigil::{
     rules::{alert::hostname, engine::Ruleset},
     server,
     sinks::{config::DeliveryConfig, dispatcher::Dispatcher},
+    state::container_meta::RuntimeRoots,
 };
 
 /// Options of every command that runs the probes.
@@ -47,6 +48,20 @@ pub struct AgentArgs {
     /// Also report the agent's own syscalls.
     #[arg(long)]
     pub include_self: bool,
+    /// Where the host's filesystem is mounted when the agent runs in a container (e.g.
+    /// `/host`): container runtimes' state is read below it.
+    #[arg(long, env = "VIGIL_HOST_ROOT", value_name = "PATH")]
+    pub host_root: Option<PathBuf>,
+}
+
+impl AgentArgs {
+    /// Where the container runtimes keep their state, as this agent sees it.
+    fn runtime_roots(&self) -> RuntimeRoots {
+        match &self.host_root {
+            Some(root) => RuntimeRoots::default().with_host_root(root),
+            None => RuntimeRoots::default(),
+        }
+    }
 }
 
 /// What the kernel side and the state capture beyond the defaults.
@@ -130,8 +145,13 @@ pub async fn run(
     } else {
         let cgroup_root =
             mounts::cgroup2_mount().context("finding cgroup v2 for egress control")?;
-        let compiled = egress::kernel::compile(&policies, &cgroup_root, std::process::id())
-            .context("preparing the egress policies for the kernel")?;
+        let compiled = egress::kernel::compile_for_host(
+            &policies,
+            &cgroup_root,
+            std::process::id(),
+            &args.runtime_roots(),
+        )
+        .context("preparing the egress policies for the kernel")?;
         for warning in &compiled.unmatched {
             tracing::warn!(%warning, "egress policy selects nothing yet");
         }
@@ -202,6 +222,7 @@ async fn run_agent(
     config.probes.capture_buffers = options.capture_buffers;
     config.probes.syscalls = options.syscalls;
     config.probes.egress_cgroup_root = options.egress.as_ref().map(|e| e.cgroup_root.clone());
+    config.state.runtime_roots = args.runtime_roots();
     let mut pipeline = Pipeline::start(config, Arc::clone(&metrics))
         .await
         .context("starting the eBPF probes")?;
@@ -216,6 +237,7 @@ async fn run_agent(
                     setup.compiled,
                     setup.files,
                     setup.cgroup_root,
+                    args.runtime_roots(),
                     setup.names,
                 )
                 .context("writing the egress policies to the kernel")?,
@@ -235,7 +257,7 @@ async fn run_agent(
             _ = sighup.recv() => reload(egress_control.as_mut()),
             event = pipeline.next() => {
                 let Some(event) = event else { break Ok("reader stopped") };
-                match deliver(&mut pipeline, &mut consume, &metrics, event) {
+                match deliver(&mut pipeline, &mut consume, &metrics, egress_control.as_mut(), event) {
                     Ok(()) => {}
                     // A closed stdout (`vigil trace | head`) is a normal way to stop.
                     Err(error) if error.kind() == io::ErrorKind::BrokenPipe => break Ok("output closed"),
@@ -271,10 +293,14 @@ fn deliver(
     pipeline: &mut Pipeline,
     consume: &mut impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
     metrics: &Metrics,
+    mut egress: Option<&mut EgressControl>,
     first: Enriched,
 ) -> io::Result<()> {
     let mut current = first;
     loop {
+        if let Some(egress) = egress.as_deref_mut() {
+            egress.observe(&current);
+        }
         let next = pipeline.try_next();
         consume(&current, next.is_some(), metrics)?;
         match next {

@@ -1,6 +1,7 @@
 //! The running egress policy: what is in the kernel, where it came from, and reloading it.
 
 use std::{
+    collections::HashSet,
     path::PathBuf,
     sync::{Arc, RwLock},
 };
@@ -9,9 +10,13 @@ use agent_common::{EGRESS_GENERATIONS, EGRESS_MAX_POLICIES};
 
 use super::{
     kernel::{self, CompiledPolicies, KernelPolicyError},
-    policy::{PolicyError, PolicySet},
+    policy::{PolicyError, PolicySet, WorkloadMatch},
 };
-use crate::probes::{ProbeError, egress::EgressMaps};
+use crate::{
+    enrich::Enriched,
+    probes::{ProbeError, egress::EgressMaps},
+    state::container_meta::RuntimeRoots,
+};
 
 /// Why a reload was refused; the running policies stay in force.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +58,18 @@ impl PolicyNames {
     }
 }
 
+/// Most cgroups remembered as already looked at for metadata selectors.
+const MAX_SEEN_CGROUPS: usize = 65_536;
+
 /// The egress policies in force.
 pub struct EgressControl {
     maps: EgressMaps,
     files: Vec<PathBuf>,
     cgroup_root: PathBuf,
+    roots: RuntimeRoots,
     names: PolicyNames,
+    by_metadata: Vec<(u32, WorkloadMatch)>,
+    seen: HashSet<u64>,
 }
 
 impl EgressControl {
@@ -68,6 +79,7 @@ impl EgressControl {
         compiled: CompiledPolicies,
         files: Vec<PathBuf>,
         cgroup_root: PathBuf,
+        roots: RuntimeRoots,
         names: PolicyNames,
     ) -> Result<EgressControl, ProbeError> {
         maps.apply(compiled.kernel)?;
@@ -76,15 +88,64 @@ impl EgressControl {
             maps,
             files,
             cgroup_root,
+            roots,
             names,
+            by_metadata: compiled.by_metadata,
+            seen: HashSet::new(),
         })
+    }
+
+    /// Looks at the cgroup of an event once: a container that started after the policies were
+    /// compiled is added to the policies whose metadata selectors it satisfies. Until the
+    /// agent sees a first event of a new container, its connections follow the default policy
+    /// (or none).
+    pub fn observe(&mut self, event: &Enriched) {
+        if self.by_metadata.is_empty() {
+            return;
+        }
+        let cgroup = event.process.cgroup_id;
+        if cgroup == 0 || self.seen.contains(&cgroup) {
+            return;
+        }
+        let (Some(container), Some(meta)) = (
+            event.process.container.as_ref(),
+            event.container_meta.as_deref(),
+        ) else {
+            // No metadata yet (the runtime may still be writing it): look again next time.
+            return;
+        };
+        if self.seen.len() >= MAX_SEEN_CGROUPS {
+            self.seen.clear();
+        }
+        self.seen.insert(cgroup);
+        let path = event.process.cgroup_path.as_deref().unwrap_or_default();
+        let policies = self
+            .by_metadata
+            .iter()
+            .filter(|(_, selector)| {
+                kernel::selects_container(selector, container, path, Some(meta))
+            })
+            .fold(0u64, |mask, (index, _)| mask | (1u64 << index));
+        if policies == 0 {
+            return;
+        }
+        match self.maps.select_cgroup(cgroup, policies) {
+            Ok(()) => tracing::info!(
+                cgroup,
+                container = container.short_id(),
+                policies,
+                "egress policies now select a new container"
+            ),
+            Err(error) => tracing::error!(%error, cgroup, "selecting a new container failed"),
+        }
     }
 
     /// Loads the files again and puts them in force; on any error the running policies stay.
     /// Returns how many policies are in force.
     pub fn reload(&mut self) -> Result<usize, ReloadError> {
         let set = PolicySet::load(&self.files).map_err(ReloadError::Policy)?;
-        let compiled = kernel::compile(&set, &self.cgroup_root, std::process::id())?;
+        let compiled =
+            kernel::compile_for_host(&set, &self.cgroup_root, std::process::id(), &self.roots)?;
         for warning in &compiled.unmatched {
             tracing::warn!(%warning, "egress policy selects nothing yet");
         }
@@ -93,6 +154,8 @@ impl EgressControl {
         // Names first: a report from the new generation may come as soon as it is in force.
         self.names.set(generation, compiled.names);
         self.maps.apply(compiled.kernel)?;
+        self.by_metadata = compiled.by_metadata;
+        self.seen.clear();
         Ok(count)
     }
 }

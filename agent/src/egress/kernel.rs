@@ -15,10 +15,13 @@ use agent_common::{
 };
 use ipnet::IpNet;
 
-use super::policy::{Destination, Mode, Policy, PolicySet, Protocol};
+use super::policy::{Destination, Mode, Policy, PolicySet, Protocol, WorkloadMatch};
 use crate::{
     probes::egress::{AllowEntry, KernelPolicy},
-    state::container::container_from_cgroup,
+    state::{
+        container::{ContainerRef, container_from_cgroup},
+        container_meta::{ContainerMeta, ContainerMetaCache, RuntimeRoots},
+    },
 };
 
 /// Deepest cgroup directory looked at when finding containers' cgroups.
@@ -72,15 +75,72 @@ pub struct CompiledPolicies {
     pub host_rules: usize,
     /// Selectors that matched no cgroup at compile time, for a warning.
     pub unmatched: Vec<String>,
+    /// Policies that select by container metadata, by kernel index: containers started later
+    /// are matched against them when the agent first sees them.
+    pub by_metadata: Vec<(u32, WorkloadMatch)>,
+}
+
+/// Whether a container (its runtime reference, cgroup path relative to the root, and metadata
+/// if the selector needs it) satisfies the cgroup-side conditions of a selector: `cgroup`,
+/// `container.id`, `container.name`, `container.image.repository`, `k8s.ns.name` and
+/// `k8s.pod.name`. (`proc.name` is the kernel's to check.)
+pub fn selects_container(
+    selector: &WorkloadMatch,
+    container: &ContainerRef,
+    path: &str,
+    meta: Option<&ContainerMeta>,
+) -> bool {
+    let any = |wanted: &[String], value: Option<&str>| {
+        wanted.is_empty() || value.is_some_and(|value| wanted.iter().any(|w| w == value))
+    };
+    let path = path.trim_matches('/');
+    let in_tree = selector.cgroup.is_empty()
+        || selector
+            .cgroup
+            .iter()
+            .any(|tree| path == tree || path.starts_with(&format!("{tree}/")));
+    let id_matches = selector.container_id.is_empty()
+        || selector
+            .container_id
+            .iter()
+            .any(|wanted| container.full_id.starts_with(wanted.as_str()));
+    if !(in_tree && id_matches) {
+        return false;
+    }
+    if !selector.needs_container_metadata() {
+        return true;
+    }
+    let Some(meta) = meta else {
+        return false;
+    };
+    any(&selector.container_name, meta.name.as_deref())
+        && any(
+            &selector.container_image_repository,
+            meta.image_repository.as_deref(),
+        )
+        && any(&selector.k8s_ns_name, meta.pod_namespace.as_deref())
+        && any(&selector.k8s_pod_name, meta.pod_name.as_deref())
 }
 
 /// Compiles the policies; `cgroup_root` is the cgroup v2 mount (selectors name cgroups below
-/// it) and `exempt_tgid` the agent's own process.
+/// it) and `exempt_tgid` the agent's own process. Container metadata comes from the runtimes'
+/// default state directories.
 pub fn compile(
     set: &PolicySet,
     cgroup_root: &Path,
     exempt_tgid: u32,
 ) -> Result<CompiledPolicies, KernelPolicyError> {
+    compile_for_host(set, cgroup_root, exempt_tgid, &RuntimeRoots::default())
+}
+
+/// [`compile`], reading container metadata below `roots`.
+pub fn compile_for_host(
+    set: &PolicySet,
+    cgroup_root: &Path,
+    exempt_tgid: u32,
+    roots: &RuntimeRoots,
+) -> Result<CompiledPolicies, KernelPolicyError> {
+    let mut metadata = ContainerMetaCache::new(roots.clone(), 4096);
     let count = set.policies.len() + usize::from(set.default.is_some());
     if count > EGRESS_MAX_POLICIES as usize {
         return Err(KernelPolicyError::TooManyPolicies {
@@ -117,24 +177,6 @@ pub fn compile(
             continue;
         }
         let selector = &policy.matcher;
-        let unsupported = [
-            ("container.name", &selector.container_name),
-            (
-                "container.image.repository",
-                &selector.container_image_repository,
-            ),
-            ("k8s.ns.name", &selector.k8s_ns_name),
-            ("k8s.pod.name", &selector.k8s_pod_name),
-        ];
-        if let Some((key, _)) = unsupported.iter().find(|(_, values)| !values.is_empty()) {
-            return Err(KernelPolicyError::Unsupported {
-                policy: policy.name.clone(),
-                message: format!(
-                    "selecting workloads by {key} is not supported yet; select them by \
-                     `cgroup` or `container.id`"
-                ),
-            });
-        }
         let mut ids: Option<Vec<u64>> = None;
         if !selector.cgroup.is_empty() && selector.container_id.is_empty() {
             let found: Vec<u64> = selector
@@ -153,24 +195,29 @@ pub fn compile(
                 .collect();
             ids = Some(found);
         }
-        if !selector.container_id.is_empty() {
+        if !selector.container_id.is_empty() || selector.needs_container_metadata() {
             let known = containers.get_or_insert_with(|| container_cgroups(cgroup_root));
             let found: Vec<u64> = known
                 .iter()
                 .filter(|container| {
-                    selector
-                        .container_id
-                        .iter()
-                        .any(|wanted| container.id.starts_with(wanted.as_str()))
-                        // With `cgroup` too, only containers inside one of those trees.
-                        && (selector.cgroup.is_empty()
-                            || selector.cgroup.iter().any(|tree| {
-                                container.path == *tree
-                                    || container.path.starts_with(&format!("{tree}/"))
-                            }))
+                    let meta = if selector.needs_container_metadata() {
+                        metadata.get(&container.reference)
+                    } else {
+                        None
+                    };
+                    selects_container(
+                        selector,
+                        &container.reference,
+                        &container.path,
+                        meta.as_deref(),
+                    )
                 })
                 .map(|container| container.cgroup)
                 .collect();
+            if selector.needs_container_metadata() {
+                // Containers that start later are added as the agent first sees them.
+                compiled.by_metadata.push((index as u32, selector.clone()));
+            }
             if found.is_empty() {
                 compiled.unmatched.push(format!(
                     "policy {}: no running container matches",
@@ -219,8 +266,8 @@ fn cgroup_id(root: &Path, relative: &str) -> Option<u64> {
 
 /// A container's cgroup.
 struct ContainerCgroup {
-    /// Full container id.
-    id: String,
+    /// The container as its cgroup names it.
+    reference: ContainerRef,
     /// Path relative to the cgroup root, without a leading slash.
     path: String,
     /// cgroup id.
@@ -245,7 +292,7 @@ fn container_cgroups(root: &Path) -> Vec<ContainerCgroup> {
                 let relative = relative.display().to_string();
                 if let Some(container) = container_from_cgroup(&format!("/{relative}")) {
                     found.push(ContainerCgroup {
-                        id: container.full_id,
+                        reference: container,
                         path: relative,
                         cgroup: meta.ino(),
                     });
@@ -535,9 +582,33 @@ mod tests {
     }
 
     #[test]
-    fn selectors_that_need_container_metadata_are_refused_for_now() {
-        let set = parse("- policy: web\n  match:\n    k8s.ns.name: shop\n  allow: []\n");
-        let error = compile(&set, Path::new("/nonexistent"), 0).unwrap_err();
-        assert!(error.to_string().contains("k8s.ns.name"), "{error}");
+    fn metadata_selectors_find_running_containers_by_their_runtime_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let cgroups = dir.path().join("cgroup");
+        let id = "cd".repeat(32);
+        let scope = cgroups.join(format!("system.slice/docker-{id}.scope"));
+        std::fs::create_dir_all(&scope).unwrap();
+        let docker = dir.path().join("docker");
+        let state = docker.join("containers").join(&id);
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(
+            state.join("config.v2.json"),
+            serde_json::json!({"ID": id, "Name": "/web", "Config": {"Image": "registry.example/web:1.2"}})
+                .to_string(),
+        )
+        .unwrap();
+        let roots = RuntimeRoots {
+            docker,
+            ..RuntimeRoots::default()
+        };
+        let set = parse(
+            "- policy: web\n  match:\n    container.image.repository: registry.example/web\n  allow: []\n\
+             - policy: other\n  match:\n    container.image.repository: registry.example/db\n  allow: []\n",
+        );
+        let compiled = compile_for_host(&set, &cgroups, 0, &roots).unwrap();
+        let inode = std::fs::metadata(&scope).unwrap().ino();
+        assert_eq!(compiled.kernel.cgroups, vec![(inode, 0b01)]);
+        assert_eq!(compiled.kernel.config.cgroup_free, 0);
+        assert_eq!(compiled.by_metadata.len(), 2);
     }
 }

@@ -218,6 +218,24 @@ impl EgressMaps {
         Ok(())
     }
 
+    /// Adds policies to a cgroup's mask in the generation in use (a container that started after
+    /// the policies were compiled); the next apply recomputes every cgroup anyway.
+    pub fn select_cgroup(&mut self, cgroup: u64, policies: u64) -> Result<(), ProbeError> {
+        let slot = self.generation as usize;
+        let mut masks = self.cgroups.get(&cgroup, 0).unwrap_or_default();
+        masks[slot] |= policies;
+        self.cgroups
+            .insert(cgroup, masks, 0)
+            .map_err(map_error("EGRESS_CGROUPS"))?;
+        if let Some(written) = self.written[slot].as_mut() {
+            match written.cgroups.iter_mut().find(|(id, _)| *id == cgroup) {
+                Some((_, mask)) => *mask |= policies,
+                None => written.cgroups.push((cgroup, policies)),
+            }
+        }
+        Ok(())
+    }
+
     fn write(&mut self, generation: u32, policy: &KernelPolicy) -> Result<(), ProbeError> {
         let slot = generation as usize;
         for &(id, mask) in &policy.cgroups {
