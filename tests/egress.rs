@@ -685,3 +685,73 @@ fn policies_select_containers_by_image_including_ones_started_later() {
     assert_eq!(client(Some(&after), &v4, 8080, "tcp").0, "ok");
     stop(&mut agent.running.0);
 }
+
+/// Releases pinned egress links when dropped, so a failing test leaves no enforcement behind.
+struct Unpin;
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = Command::new(vigil_binary())
+            .args(["egress", "unpin"])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn pinned_enforcement_outlives_the_agent_until_the_next_one_takes_over() {
+    require_root();
+    let _unpin = Unpin;
+    let scratch = Scratch::new("egress-pin");
+    let mut host = TestHost::new(std::process::id() % 200 + 20 + 4);
+    host.serve_tcp(&[8080, 9090]);
+    let container = FakeContainer::new(0x914);
+    let v4 = host.v4.clone();
+    let selector = format!("container.id: {}", &container.id[..12]);
+    let rule =
+        |port: u16| format!("    - cidr: {v4}/32\n      ports: [{port}]\n      protocol: tcp\n");
+    let eperm = format!("errno {}", libc::EPERM);
+
+    let mut first = start_agent_selecting(
+        &scratch,
+        "enforce",
+        &selector,
+        &rule(8080),
+        &["--egress-pin"],
+    );
+    assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, eperm);
+    first.running.0.kill().expect("SIGKILL");
+    let _ = first.running.0.wait();
+    // The agent is gone; its pinned programs still decide.
+    assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, eperm);
+    assert_eq!(client(Some(&container), &v4, 8080, "tcp").0, "ok");
+
+    // The next agent takes over with its own policy, then releases the old links.
+    let both = format!("{}{}", rule(8080), rule(9090));
+    let mut second =
+        start_agent_selecting(&scratch, "enforce", &selector, &both, &["--egress-pin"]);
+    assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, "ok");
+    assert_eq!(client(Some(&container), &v4, 7070, "tcp").0, eperm);
+    stop(&mut second.running.0);
+    assert_eq!(
+        client(Some(&container), &v4, 7070, "tcp").0,
+        eperm,
+        "still enforced after a clean stop"
+    );
+
+    let unpin = Command::new(vigil_binary())
+        .args(["egress", "unpin"])
+        .output()
+        .expect("vigil egress unpin");
+    assert!(unpin.status.success());
+    assert!(
+        String::from_utf8_lossy(&unpin.stdout).contains("released 5 pinned egress link(s)"),
+        "{}",
+        String::from_utf8_lossy(&unpin.stdout)
+    );
+    // Nothing decides any more: the refused port now reaches the host (nobody listens there).
+    assert_eq!(
+        client(Some(&container), &v4, 7070, "tcp").0,
+        format!("errno {}", libc::ECONNREFUSED)
+    );
+}

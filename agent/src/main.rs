@@ -31,6 +31,18 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+enum EgressCommand {
+    /// Check allowlist files without starting anything (exit 1 on errors).
+    Validate {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Detach egress programs a stopped agent left pinned (ends their enforcement).
+    Unpin,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Print every traced event, enriched with process, fd and container state.
     Trace {
@@ -53,6 +65,15 @@ enum Command {
         /// Egress allowlist file or directory (repeatable; after those the config file names).
         #[arg(long = "egress", value_name = "PATH")]
         egress: Vec<PathBuf>,
+        /// Pin the egress programs in bpffs so enforcement outlives the agent (until the next
+        /// agent takes over, or `vigil egress unpin`).
+        #[arg(long)]
+        egress_pin: bool,
+    },
+    /// Work with egress allowlists.
+    Egress {
+        #[command(subcommand)]
+        command: EgressCommand,
     },
     /// Work with rules files.
     Rules {
@@ -104,11 +125,41 @@ fn dispatch(command: Command) -> Result<bool> {
             runtime()?.block_on(cmd::agent::trace(agent, json))?;
             Ok(true)
         }
+        Command::Egress { command } => match command {
+            EgressCommand::Validate { paths } => match PolicySet::load(&paths) {
+                Ok(set) => {
+                    println!(
+                        "{} policies{}, 0 errors",
+                        set.policies.len(),
+                        if set.default.is_some() {
+                            " and a default"
+                        } else {
+                            ""
+                        }
+                    );
+                    Ok(true)
+                }
+                Err(errors) => {
+                    for error in &errors {
+                        println!("{error}");
+                    }
+                    println!("{} error(s)", errors.len());
+                    Ok(false)
+                }
+            },
+            EgressCommand::Unpin => {
+                let released = vigil::probes::egress::release_foreign_pins()
+                    .context("releasing pinned egress programs")?;
+                println!("released {released} pinned egress link(s)");
+                Ok(true)
+            }
+        },
         Command::Run {
             agent,
             rules,
             config,
             egress,
+            egress_pin,
         } => {
             // Configuration, rules and policies are checked before anything touches the kernel.
             let delivery = match &config {
@@ -125,6 +176,7 @@ fn dispatch(command: Command) -> Result<bool> {
                 delivery,
                 policies,
                 policy_files,
+                egress_pin,
             ))?;
             Ok(true)
         }

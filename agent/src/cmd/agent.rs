@@ -90,6 +90,7 @@ impl Default for TracingOptions {
 /// Egress policies to put in force once the programs are attached.
 struct EgressSetup {
     cgroup_root: PathBuf,
+    pin: bool,
     files: Vec<PathBuf>,
     compiled: egress::kernel::CompiledPolicies,
     names: PolicyNames,
@@ -127,6 +128,7 @@ pub async fn run(
     delivery: DeliveryConfig,
     policies: PolicySet,
     policy_files: Vec<PathBuf>,
+    egress_pin: bool,
 ) -> Result<()> {
     let capture_env = ruleset.uses_field("proc.env");
     let capture_buffers = ruleset.uses_field("evt.buffer");
@@ -158,6 +160,7 @@ pub async fn run(
         tracing::info!(policies = compiled.names.len(), "egress policies loaded");
         Some(EgressSetup {
             cgroup_root,
+            pin: egress_pin,
             files: policy_files,
             compiled,
             names: policy_names.clone(),
@@ -222,6 +225,7 @@ async fn run_agent(
     config.probes.capture_buffers = options.capture_buffers;
     config.probes.syscalls = options.syscalls;
     config.probes.egress_cgroup_root = options.egress.as_ref().map(|e| e.cgroup_root.clone());
+    config.probes.egress_pin = options.egress.as_ref().is_some_and(|e| e.pin);
     config.state.runtime_roots = args.runtime_roots();
     let mut pipeline = Pipeline::start(config, Arc::clone(&metrics))
         .await

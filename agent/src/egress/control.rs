@@ -84,6 +84,8 @@ impl EgressControl {
     ) -> Result<EgressControl, ProbeError> {
         maps.apply(compiled.kernel)?;
         names.set(maps.generation(), compiled.names);
+        // Only now that ours decide: links an earlier agent pinned can go.
+        crate::probes::egress::release_foreign_pins()?;
         Ok(EgressControl {
             maps,
             files,

@@ -156,6 +156,11 @@ pub fn find_fs(entries: &[MountEntry], fstype: &str) -> Option<PathBuf> {
     matching.next().map(|e| e.target.clone())
 }
 
+/// This process's mount table.
+pub fn read_mounts() -> Result<Vec<MountEntry>, MountError> {
+    read_mount_table(Path::new(PROC_MOUNTS))
+}
+
 fn read_mount_table(path: &Path) -> Result<Vec<MountEntry>, MountError> {
     let text = std::fs::read_to_string(path).map_err(|source| MountError::ReadMounts {
         path: path.to_path_buf(),

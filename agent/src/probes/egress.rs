@@ -1,7 +1,10 @@
 //! The egress programs (`cgroup_sock_addr` on the cgroup v2 root) and their maps: which
 //! policies exist, which cgroups and process names select them, and what each allows.
 
-use std::{fs::File, path::Path};
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
 
 use agent_common::{
     EGRESS_GENERATIONS, EgressConfig, EgressHostKey, EgressKey4, EgressKey6, EgressLearned,
@@ -14,6 +17,7 @@ use aya::{
     },
     programs::CgroupSkb,
     programs::cgroup_skb::CgroupSkbAttachType,
+    programs::links::{FdLink, PinnedLink},
     programs::{CgroupAttachMode, CgroupSockAddr, ProgramError},
 };
 
@@ -81,7 +85,12 @@ type Masks = [u64; EGRESS_GENERATIONS];
 impl Probes {
     /// Loads the egress programs and attaches them to the cgroup v2 root as links, alongside
     /// any other programs there. With no policy written they allow everything.
-    pub(super) fn attach_egress(&mut self, cgroup_root: &Path) -> Result<(), ProbeError> {
+    pub(super) fn attach_egress(
+        &mut self,
+        cgroup_root: &Path,
+        pin: bool,
+    ) -> Result<(), ProbeError> {
+        let pin_dir = if pin { Some(pin_dir(true)?) } else { None };
         let cgroup = File::open(cgroup_root).map_err(|error| ProbeError::Map {
             map: "cgroup",
             reason: format!(
@@ -111,12 +120,21 @@ impl Probes {
             prog.load().map_err(attach_error)?;
             // A bpf_link takes no attach flags (the kernel refuses ALLOW_MULTI there) and
             // always coexists with other links on the same cgroup.
-            prog.attach(&cgroup, CgroupAttachMode::Single)
+            let link = prog
+                .attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(attach_error)?;
+            if let Some(dir) = &pin_dir {
+                let link: FdLink = prog
+                    .take_link(link)
+                    .map_err(attach_error)?
+                    .try_into()
+                    .map_err(|error| pin_error(program, format!("{error}")))?;
+                pin_link(link, dir, program)?;
+            }
             tracing::debug!(program, cgroup = %cgroup_root.display(), "attached");
             self.attached.push(program);
         }
-        self.attach_dns(&cgroup, cgroup_root)?;
+        self.attach_dns(&cgroup, cgroup_root, pin_dir.as_deref())?;
         self.egress_attached = true;
         Ok(())
     }
@@ -146,7 +164,12 @@ impl Probes {
 
     /// Attaches the DNS watcher (a `cgroup_skb` ingress program) to the cgroup v2 root; it
     /// learns addresses for host rules from the DNS answers workloads receive.
-    fn attach_dns(&mut self, cgroup: &File, cgroup_root: &Path) -> Result<(), ProbeError> {
+    fn attach_dns(
+        &mut self,
+        cgroup: &File,
+        cgroup_root: &Path,
+        pin_dir: Option<&Path>,
+    ) -> Result<(), ProbeError> {
         let program = "egress_dns";
         let attach_error = |source: ProgramError| {
             let hint = hint_for(&format!("{source:?}"));
@@ -167,12 +190,21 @@ impl Probes {
             .try_into()
             .map_err(attach_error)?;
         prog.load().map_err(attach_error)?;
-        prog.attach(
-            cgroup,
-            CgroupSkbAttachType::Ingress,
-            CgroupAttachMode::Single,
-        )
-        .map_err(attach_error)?;
+        let link = prog
+            .attach(
+                cgroup,
+                CgroupSkbAttachType::Ingress,
+                CgroupAttachMode::Single,
+            )
+            .map_err(attach_error)?;
+        if let Some(dir) = pin_dir {
+            let link: FdLink = prog
+                .take_link(link)
+                .map_err(attach_error)?
+                .try_into()
+                .map_err(|error| pin_error(program, format!("{error}")))?;
+            pin_link(link, dir, program)?;
+        }
         self.attached.push(program);
         Ok(())
     }
@@ -363,6 +395,82 @@ impl EgressMaps {
             let _ = self.hosts.insert(carried, value, 0);
         }
     }
+}
+
+/// Where this agent pins its egress links: `<bpffs>/vigil/egress`. With `mount`, bpffs is
+/// mounted at /sys/fs/bpf when it is not mounted anywhere; without, `None` means no pins can
+/// exist.
+fn pin_dir_at(mount: bool) -> Result<Option<PathBuf>, ProbeError> {
+    let bpffs = if mount {
+        Some(
+            crate::host::mounts::ensure_mounted("bpf", Path::new("/sys/fs/bpf"))
+                .map_err(ProbeError::Mount)?,
+        )
+    } else {
+        crate::host::mounts::read_mounts()
+            .ok()
+            .and_then(|entries| crate::host::mounts::find_fs(&entries, "bpf"))
+    };
+    let Some(bpffs) = bpffs else {
+        return Ok(None);
+    };
+    let dir = bpffs.join("vigil").join("egress");
+    if mount {
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| pin_error("egress", format!("creating {}: {error}", dir.display())))?;
+    }
+    Ok(Some(dir))
+}
+
+fn pin_dir(mount: bool) -> Result<PathBuf, ProbeError> {
+    pin_dir_at(mount)?.ok_or_else(|| pin_error("egress", "bpffs is not mounted".into()))
+}
+
+/// This process's pins are named `<pid>-<program>`, so a later agent tells them from its own.
+fn pin_link(link: FdLink, dir: &Path, program: &'static str) -> Result<(), ProbeError> {
+    let path = dir.join(format!("{}-{program}", std::process::id()));
+    link.pin(&path)
+        .map_err(|error| pin_error(program, format!("pinning at {}: {error}", path.display())))?;
+    Ok(())
+}
+
+fn pin_error(program: &'static str, reason: String) -> ProbeError {
+    ProbeError::Map {
+        map: program,
+        reason,
+    }
+}
+
+/// Detaches the egress links pinned by other agent processes (a previous run that pinned its
+/// programs so enforcement outlived it). Called once this agent's own policies are in force,
+/// so there is no moment without enforcement; while both are attached, a call must pass both.
+/// Returns how many were released.
+pub fn release_foreign_pins() -> Result<usize, ProbeError> {
+    let Some(dir) = pin_dir_at(false)? else {
+        return Ok(0);
+    };
+    let own = format!("{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let mut released = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&own) {
+            continue;
+        }
+        let path = entry.path();
+        let link = PinnedLink::from_pin(&path)
+            .map_err(|error| pin_error("egress", format!("{}: {error}", path.display())))?;
+        let link = link
+            .unpin()
+            .map_err(|error| pin_error("egress", format!("{}: {error}", path.display())))?;
+        // Closing the last descriptor of an unpinned link detaches it.
+        drop(link);
+        tracing::info!(link = %name, "released an egress link pinned by an earlier agent");
+        released += 1;
+    }
+    Ok(released)
 }
 
 /// Key data with the policy index moved into `generation`.

@@ -112,6 +112,8 @@ pub struct ProbeOptions {
     pub capture_buffers: bool,
     /// Attach the egress programs to this cgroup v2 root (only when egress policies exist).
     pub egress_cgroup_root: Option<PathBuf>,
+    /// Pin the egress links in bpffs, so enforcement outlives this process.
+    pub egress_pin: bool,
 }
 
 impl Default for ProbeOptions {
@@ -123,6 +125,7 @@ impl Default for ProbeOptions {
             syscalls: syscalls::default_interest().collect(),
             capture_buffers: false,
             egress_cgroup_root: None,
+            egress_pin: false,
         }
     }
 }
@@ -180,7 +183,7 @@ impl Probes {
         probes.set_interest(options.syscalls.iter().copied(), options.capture_buffers)?;
         probes.attach_all(&tracefs)?;
         if let Some(cgroup_root) = &options.egress_cgroup_root {
-            probes.attach_egress(cgroup_root)?;
+            probes.attach_egress(cgroup_root, options.egress_pin)?;
         }
         Ok(probes)
     }
