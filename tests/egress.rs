@@ -384,7 +384,8 @@ fn start_agent(scratch: &Scratch, mode: &str, container: &FakeContainer, host: &
     let allow = format!(
         "    - cidr: {v4}/32\n      ports: [8080]\n      protocol: tcp\n    \
          - cidr: {v6}/128\n      ports: [8080]\n      protocol: tcp\n    \
-         - cidr: {v4}/32\n      ports: [5353]\n      protocol: udp\n",
+         - cidr: {v4}/32\n      ports: [5353]\n      protocol: udp\n    \
+         - cidr: {v6}/128\n      ports: [5353]\n      protocol: udp\n",
         v4 = host.v4,
         v6 = host.v6,
     );
@@ -499,11 +500,13 @@ fn monitor_mode_reports_and_enforce_mode_refuses_what_the_allowlist_lacks() {
     assert_eq!(client(Some(&container), &v4, 8080, "tcp").0, "ok");
     assert_eq!(client(Some(&container), &v6, 8080, "tcp").0, "ok");
     assert_eq!(client(Some(&container), &v4, 5353, "udp").0, "ok");
+    assert_eq!(client(Some(&container), &v6, 5353, "udp").0, "ok");
     let eperm = format!("errno {}", libc::EPERM);
     for (address, port, proto) in [
         (v4.as_str(), 9090, "tcp"),
         (v6.as_str(), 9090, "tcp"),
         (v4.as_str(), 5354, "udp"),
+        (v6.as_str(), 5354, "udp"),
     ] {
         let (out, pid) = client(Some(&container), address, port, proto);
         assert_eq!(out, eperm, "{proto} to {address}:{port} is refused");
