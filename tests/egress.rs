@@ -296,25 +296,7 @@ impl Drop for TestHost {
 
 /// Runs the client, in the container when one is given; returns its output and pid.
 fn client(container: Option<&FakeContainer>, host: &str, port: u16, proto: &str) -> (String, u32) {
-    let script = format!(
-        "exec python3 -c '{}' {host} {port} {proto}",
-        CLIENT.replace('\'', "'\\''")
-    );
-    let script = match container {
-        Some(container) => container.wrap(&script),
-        None => script,
-    };
-    let child = Command::new("/bin/sh")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("client");
-    let pid = child.id();
-    let output = child.wait_with_output().expect("client ran");
-    (
-        String::from_utf8_lossy(&output.stdout).trim().to_string(),
-        pid,
-    )
+    python(container, CLIENT, &format!("{host} {port} {proto}"))
 }
 
 /// Runs the resolving client (in the container when one is given); returns its output and pid.
@@ -324,9 +306,19 @@ fn resolve_and_connect(
     name: &str,
     port: u16,
 ) -> (String, u32) {
+    python(
+        container,
+        RESOLVE_CLIENT,
+        &format!("{server} {name} {port}"),
+    )
+}
+
+/// Runs a Python program with arguments, in the container when one is given (the shell joins
+/// the container's cgroup, then becomes Python: same pid); returns its output and pid.
+fn python(container: Option<&FakeContainer>, program: &str, args: &str) -> (String, u32) {
     let script = format!(
-        "exec python3 -c '{}' {server} {name} {port}",
-        RESOLVE_CLIENT.replace('\'', "'\\''")
+        "exec python3 -c '{}' {args}",
+        program.replace('\'', "'\\''")
     );
     let script = match container {
         Some(container) => container.wrap(&script),

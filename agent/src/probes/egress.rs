@@ -18,10 +18,10 @@ use aya::{
     programs::CgroupSkb,
     programs::cgroup_skb::CgroupSkbAttachType,
     programs::links::{FdLink, PinnedLink},
-    programs::{CgroupAttachMode, CgroupSockAddr, ProgramError},
+    programs::{CgroupAttachMode, CgroupSockAddr},
 };
 
-use super::{ProbeError, Probes, hint_for, map_error, missing_map};
+use super::{ProbeError, Probes, attach_error, map_error, missing_map};
 
 /// The egress programs, in attach order.
 pub const EGRESS_PROGRAMS: &[&str] = &[
@@ -99,34 +99,18 @@ impl Probes {
             ),
         })?;
         for &program in EGRESS_PROGRAMS {
-            let attach_error = |source: ProgramError| {
-                let hint = hint_for(&format!("{source:?}"));
-                ProbeError::Attach {
-                    program,
-                    tracepoint: format!("cgroup {}", cgroup_root.display()),
-                    source: Box::new(source),
-                    hint,
-                }
-            };
-            let prog: &mut CgroupSockAddr = self
-                .ebpf
-                .program_mut(program)
-                .ok_or_else(|| ProbeError::Map {
-                    map: "programs",
-                    reason: format!("program {program} is missing from the object"),
-                })?
-                .try_into()
-                .map_err(attach_error)?;
-            prog.load().map_err(attach_error)?;
+            let attach_error = attach_error(program, format!("cgroup {}", cgroup_root.display()));
+            let prog: &mut CgroupSockAddr = self.program(program, &attach_error)?;
+            prog.load().map_err(&attach_error)?;
             // A bpf_link takes no attach flags (the kernel refuses ALLOW_MULTI there) and
             // always coexists with other links on the same cgroup.
             let link = prog
                 .attach(&cgroup, CgroupAttachMode::Single)
-                .map_err(attach_error)?;
+                .map_err(&attach_error)?;
             if let Some(dir) = &pin_dir {
                 let link: FdLink = prog
                     .take_link(link)
-                    .map_err(attach_error)?
+                    .map_err(&attach_error)?
                     .try_into()
                     .map_err(|error| pin_error(program, format!("{error}")))?;
                 pin_link(link, dir, program)?;
@@ -171,36 +155,23 @@ impl Probes {
         pin_dir: Option<&Path>,
     ) -> Result<(), ProbeError> {
         let program = "egress_dns";
-        let attach_error = |source: ProgramError| {
-            let hint = hint_for(&format!("{source:?}"));
-            ProbeError::Attach {
-                program,
-                tracepoint: format!("cgroup {} (ingress)", cgroup_root.display()),
-                source: Box::new(source),
-                hint,
-            }
-        };
-        let prog: &mut CgroupSkb = self
-            .ebpf
-            .program_mut(program)
-            .ok_or_else(|| ProbeError::Map {
-                map: "programs",
-                reason: format!("program {program} is missing from the object"),
-            })?
-            .try_into()
-            .map_err(attach_error)?;
-        prog.load().map_err(attach_error)?;
+        let attach_error = attach_error(
+            program,
+            format!("cgroup {} (ingress)", cgroup_root.display()),
+        );
+        let prog: &mut CgroupSkb = self.program(program, &attach_error)?;
+        prog.load().map_err(&attach_error)?;
         let link = prog
             .attach(
                 cgroup,
                 CgroupSkbAttachType::Ingress,
                 CgroupAttachMode::Single,
             )
-            .map_err(attach_error)?;
+            .map_err(&attach_error)?;
         if let Some(dir) = pin_dir {
             let link: FdLink = prog
                 .take_link(link)
-                .map_err(attach_error)?
+                .map_err(&attach_error)?
                 .try_into()
                 .map_err(|error| pin_error(program, format!("{error}")))?;
             pin_link(link, dir, program)?;

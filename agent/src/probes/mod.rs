@@ -89,6 +89,19 @@ fn hint_for(message: &str) -> &'static str {
     }
 }
 
+/// Turns a loader error about `program` (attached to `target`) into a [`ProbeError`].
+fn attach_error(program: &'static str, target: String) -> impl Fn(ProgramError) -> ProbeError {
+    move |source: ProgramError| {
+        let hint = hint_for(&format!("{source:?}"));
+        ProbeError::Attach {
+            program,
+            tracepoint: target.clone(),
+            source: Box::new(source),
+            hint,
+        }
+    }
+}
+
 fn map_error(map: &'static str) -> impl Fn(MapError) -> ProbeError {
     move |error| ProbeError::Map {
         map,
@@ -191,30 +204,33 @@ impl Probes {
     fn attach_all(&mut self, tracefs: &Path) -> Result<(), ProbeError> {
         for &(program, category, name) in PROGRAMS {
             let tracepoint = format!("{category}/{name}");
-            let attach_error = |source: ProgramError| {
-                let hint = hint_for(&format!("{source:?}"));
-                ProbeError::Attach {
-                    program,
-                    tracepoint: tracepoint.clone(),
-                    source: Box::new(source),
-                    hint,
-                }
-            };
-            let prog: &mut TracePoint = self
-                .ebpf
-                .program_mut(program)
-                .ok_or_else(|| ProbeError::Map {
-                    map: "programs",
-                    reason: format!("program {program} is missing from the object"),
-                })?
-                .try_into()
-                .map_err(attach_error)?;
-            prog.load().map_err(attach_error)?;
-            prog.attach(category, name).map_err(attach_error)?;
+            let attach_error = attach_error(program, tracepoint.clone());
+            let prog: &mut TracePoint = self.program(program, &attach_error)?;
+            prog.load().map_err(&attach_error)?;
+            prog.attach(category, name).map_err(&attach_error)?;
             tracing::debug!(program, tracepoint, tracefs = %tracefs.display(), "attached");
             self.attached.push(program);
         }
         Ok(())
+    }
+
+    /// The loaded object's program `name`, as its type `T`.
+    fn program<'a, T>(
+        &'a mut self,
+        name: &'static str,
+        attach_error: &impl Fn(ProgramError) -> ProbeError,
+    ) -> Result<&'a mut T, ProbeError>
+    where
+        &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+    {
+        self.ebpf
+            .program_mut(name)
+            .ok_or_else(|| ProbeError::Map {
+                map: "programs",
+                reason: format!("program {name} is missing from the object"),
+            })?
+            .try_into()
+            .map_err(&attach_error)
     }
 
     /// Names of the attached programs.
