@@ -10,7 +10,7 @@ use std::{
 use serde_json::Value;
 use vigil::testing::http_receiver::{Mode, Receiver};
 use vigil_integration_tests::{
-    Running, Scratch, cat, free_addr, require_root, stop, vigil_binary, wait_running,
+    Running, Scratch, cat, free_addr, require_root, scrape, stop, vigil_binary, wait_running,
 };
 
 const RULE: &str = "- rule: Delivery marker read
@@ -36,25 +36,6 @@ fn start_agent(config: &std::path::Path, rules: &std::path::Path, metrics: &str)
     // The drain thread ends with the agent.
     drop(wait_running(&mut agent.0));
     agent
-}
-
-/// A metric's value from the agent's endpoint (0 when absent).
-fn scrape(metrics: &str, name: &str) -> f64 {
-    let Ok(mut stream) = std::net::TcpStream::connect(metrics) else {
-        return 0.0;
-    };
-    use std::io::{Read as _, Write as _};
-    let _ = write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {metrics}\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text.lines()
-        .find(|line| line.starts_with(name))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[test]

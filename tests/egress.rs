@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 use vigil_integration_tests::{
-    FakeContainer, Running, Scratch, fake_docker_state, free_addr, require_root, stop,
+    FakeContainer, Running, Scratch, fake_docker_state, free_addr, require_root, scrape, stop,
     vigil_binary, wait_running,
 };
 
@@ -370,6 +370,7 @@ fn wait_alert(file: &Path, pid: u32) -> Value {
 struct Agent {
     running: Running,
     alerts: PathBuf,
+    metrics: String,
 }
 
 fn start_agent(scratch: &Scratch, mode: &str, container: &FakeContainer, host: &TestHost) -> Agent {
@@ -422,9 +423,10 @@ fn start_agent_selecting(
         ),
     )
     .expect("config");
+    let metrics = free_addr();
     let mut running = Running(
         Command::new(vigil_binary())
-            .args(["run", "--metrics-addr", &free_addr(), "--rules"])
+            .args(["run", "--metrics-addr", &metrics, "--rules"])
             .arg(&rules)
             .arg("--config")
             .arg(&config)
@@ -435,7 +437,11 @@ fn start_agent_selecting(
             .expect("start vigil run"),
     );
     drop(wait_running(&mut running.0));
-    Agent { running, alerts }
+    Agent {
+        running,
+        alerts,
+        metrics,
+    }
 }
 
 #[test]
@@ -629,6 +635,23 @@ fn reloading_allowlists_takes_effect_without_a_gap() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(client(Some(&container), &v4, 9090, "tcp").0, "ok");
     assert_eq!(client(Some(&container), &v4, 7070, "tcp").0, eperm);
+    assert_eq!(
+        scrape(
+            &agent.metrics,
+            "vigil_egress_reloads_total{result=\"failed\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        scrape(&agent.metrics, "vigil_egress_reloads_total{result=\"ok\"}"),
+        11.0
+    );
+    assert!(
+        scrape(
+            &agent.metrics,
+            "vigil_egress_reported_total{policy=\"test-app\",verdict=\"blocked\"}"
+        ) >= 400.0
+    );
     stop(&mut agent.running.0);
 }
 

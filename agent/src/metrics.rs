@@ -37,6 +37,12 @@ pub struct Metrics {
     pub rules_loaded: IntGauge,
     /// Alert delivery, by sink.
     pub sinks: SinkMetricVecs,
+    /// Egress calls the kernel reported (not allowed), by policy and verdict.
+    pub egress_reported: IntCounterVec,
+    /// Egress policies in force.
+    pub egress_policies: IntGauge,
+    /// Egress policy reloads, by result (`ok`, `failed`).
+    pub egress_reloads: IntCounterVec,
     ready: AtomicBool,
 }
 
@@ -203,6 +209,21 @@ impl Metrics {
         let rules_loaded = IntGauge::new("rules_loaded", "Rules running")?;
         registry.register(Box::new(rules_loaded.clone()))?;
         let sinks = SinkMetricVecs::register(&registry)?;
+        let egress_reported = IntCounterVec::new(
+            Opts::new(
+                "egress_reported_total",
+                "Connections and sends the egress policy does not allow, by policy and verdict",
+            ),
+            &["policy", "verdict"],
+        )?;
+        registry.register(Box::new(egress_reported.clone()))?;
+        let egress_policies = IntGauge::new("egress_policies", "Egress policies in force")?;
+        registry.register(Box::new(egress_policies.clone()))?;
+        let egress_reloads = IntCounterVec::new(
+            Opts::new("egress_reloads_total", "Egress policy reloads, by result"),
+            &["result"],
+        )?;
+        registry.register(Box::new(egress_reloads.clone()))?;
 
         Ok(Metrics {
             registry,
@@ -217,6 +238,9 @@ impl Metrics {
             alerts,
             rules_loaded,
             sinks,
+            egress_reported,
+            egress_policies,
+            egress_reloads,
             ready: AtomicBool::new(false),
         })
     }

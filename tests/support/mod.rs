@@ -394,3 +394,22 @@ pub fn fake_docker_state(root: &std::path::Path, id: &str, privileged: bool) {
     let host = serde_json::json!({"Privileged": privileged});
     std::fs::write(dir.join("hostconfig.json"), host.to_string()).expect("hostconfig.json");
 }
+
+/// A metric's value from the agent's endpoint (0 when absent).
+pub fn scrape(metrics: &str, name: &str) -> f64 {
+    let Ok(mut stream) = std::net::TcpStream::connect(metrics) else {
+        return 0.0;
+    };
+    use std::io::{Read as _, Write as _};
+    let _ = write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {metrics}\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.lines()
+        .find(|line| line.starts_with(name))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}

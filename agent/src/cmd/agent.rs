@@ -183,7 +183,20 @@ pub async fn run(
     let outcome = run_agent(args, tracing_options, metrics, move |event, _, metrics| {
         alerts.clear();
         ruleset.evaluate(event, &mut alerts);
-        alerts.extend(egress_alerts.alert(event, |policy| policy_names.get(policy)));
+        if let Some(alert) = egress_alerts.alert(event, |policy| policy_names.get(policy)) {
+            metrics
+                .egress_reported
+                .with_label_values(&[
+                    alert.output_fields["egress.policy"]
+                        .as_str()
+                        .unwrap_or_default(),
+                    alert.output_fields["egress.verdict"]
+                        .as_str()
+                        .unwrap_or_default(),
+                ])
+                .inc();
+            alerts.push(alert);
+        }
         for alert in &alerts {
             metrics.alerts.with_label_values(&[alert.priority]).inc();
             sink.submit_alert(alert, event);
@@ -232,6 +245,9 @@ async fn run_agent(
         .context("starting the eBPF probes")?;
     let mut egress_control = match options.egress {
         Some(setup) => {
+            metrics
+                .egress_policies
+                .set(setup.compiled.names.len() as i64);
             let maps = pipeline
                 .take_egress_maps()
                 .context("the egress programs are attached but their maps are missing")?;
@@ -258,7 +274,7 @@ async fn run_agent(
         tokio::select! {
             _ = sigterm.recv() => break Ok("SIGTERM"),
             _ = sigint.recv() => break Ok("SIGINT"),
-            _ = sighup.recv() => reload(egress_control.as_mut()),
+            _ = sighup.recv() => reload(egress_control.as_mut(), &metrics),
             event = pipeline.next() => {
                 let Some(event) = event else { break Ok("reader stopped") };
                 match deliver(&mut pipeline, &mut consume, &metrics, egress_control.as_mut(), event) {
@@ -280,15 +296,20 @@ async fn run_agent(
 }
 
 /// SIGHUP: reloads what can be reloaded; a failed reload keeps what runs.
-fn reload(egress: Option<&mut EgressControl>) {
+fn reload(egress: Option<&mut EgressControl>, metrics: &Metrics) {
     let Some(egress) = egress else {
         tracing::info!("SIGHUP: nothing to reload (no egress policies)");
         return;
     };
     match egress.reload() {
-        Ok(policies) => tracing::info!(policies, "egress policies reloaded"),
+        Ok(policies) => {
+            metrics.egress_policies.set(policies as i64);
+            metrics.egress_reloads.with_label_values(&["ok"]).inc();
+            tracing::info!(policies, "egress policies reloaded");
+        }
         Err(error) => {
-            tracing::error!(%error, "egress policy reload failed; the running policies stay")
+            metrics.egress_reloads.with_label_values(&["failed"]).inc();
+            tracing::error!(%error, "egress policy reload failed; the running policies stay");
         }
     }
 }
