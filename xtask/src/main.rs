@@ -53,7 +53,8 @@ enum Task {
     },
     /// Check formatting, and run clippy on the host crates and on the eBPF crate.
     Lint,
-    /// Bootstrap, then run the criterion benchmarks and the kernel load bench (root).
+    /// Bootstrap, then run the criterion benchmarks and the kernel benches (load, egress cost;
+    /// root).
     Bench {
         /// Arguments for the benchmark binaries (e.g. a benchmark filter), after `--`.
         #[arg(last = true, value_name = "BENCH_ARGS")]

@@ -134,7 +134,8 @@ pub fn lint(ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// Bootstraps, runs the criterion benchmarks (ARGS go to them), then the kernel load bench.
+/// Bootstraps, runs the criterion benchmarks (ARGS go to them), then the kernel benches: the
+/// load bench and the egress cost bench.
 pub fn bench(ws: &Workspace, args: &[OsString]) -> Result<()> {
     bootstrap::bootstrap(ws)?;
     let mut cmd = ws.cargo();
@@ -146,7 +147,7 @@ pub fn bench(ws: &Workspace, args: &[OsString]) -> Result<()> {
     shell::run(&mut cmd)?;
     if !privilege::is_root() {
         bail!(
-            "the criterion benches ran, but the kernel load bench cannot: {EBPF_NEEDS_ROOT}; \
+            "the criterion benches ran, but the kernel benches cannot: {EBPF_NEEDS_ROOT}; \
              re-run `cargo xtask bench` as root"
         );
     }
@@ -154,5 +155,13 @@ pub fn bench(ws: &Workspace, args: &[OsString]) -> Result<()> {
     shell::run(
         ws.cargo()
             .args(["bench", "-p", INTEGRATION_TESTS_PACKAGE, "--bench", "load"]),
-    )
+    )?;
+    // The egress hook's cost per connect(), detached vs attached, small vs 10,000-entry lists.
+    shell::run(ws.cargo().args([
+        "bench",
+        "-p",
+        INTEGRATION_TESTS_PACKAGE,
+        "--bench",
+        "egress_cost",
+    ]))
 }
