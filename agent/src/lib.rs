@@ -5,6 +5,7 @@
 //! [`output`]. [`pipeline`] wires the stages together; [`metrics`] and [`server`] expose them.
 #![warn(missing_docs)]
 
+pub mod chaos;
 pub mod clock;
 pub mod egress;
 pub mod enrich;

@@ -70,6 +70,8 @@ enum Command {
         #[arg(long)]
         egress_pin: bool,
     },
+    /// Perform attacker behaviours safely and measure how fast the agent detects them.
+    Chaos(cmd::chaos::ChaosArgs),
     /// Work with egress allowlists.
     Egress {
         #[command(subcommand)]
@@ -125,6 +127,7 @@ fn dispatch(command: Command) -> Result<bool> {
             runtime()?.block_on(cmd::agent::trace(agent, json))?;
             Ok(true)
         }
+        Command::Chaos(args) => runtime()?.block_on(cmd::chaos::run(args)),
         Command::Egress { command } => match command {
             EgressCommand::Validate { paths } => match PolicySet::load(&paths) {
                 Ok(set) => {

@@ -1,6 +1,7 @@
 //! The subcommands of `vigil`, one module each.
 
 pub mod agent;
+pub mod chaos;
 pub mod fields;
 pub mod replay;
 pub mod rules;

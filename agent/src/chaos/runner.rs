@@ -1,0 +1,398 @@
+//! Runs the catalog: starts an agent (or listens for a running one), performs each attack in a
+//! private sandbox, and waits for the alert that detects it.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{io::AsyncReadExt as _, io::AsyncWriteExt as _, process::Command};
+
+use super::{
+    catalog::{Attack, Kind},
+    receiver::{AlertReceiver, Received},
+    report::{Report, Run, ScenarioReport},
+};
+use crate::sinks::identity::now_unix_ns;
+
+/// How long a scenario's script (or cleanup) may run.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(15);
+/// Event times are the kernel's; allow for the clock offset between it and our start stamp.
+const CLOCK_SLACK_NS: i64 = 50_000_000;
+/// After a run, how long its stragglers (a rule raised once per stream, the sandbox's removal)
+/// may still arrive before everything received counts as used.
+const SETTLE: Duration = Duration::from_millis(150);
+
+/// Why a chaos run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    /// Setting up (receiver, sandbox, config) failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The agent did not become ready.
+    #[error("the agent did not become ready within {0:?}; its log: {1}")]
+    AgentNotReady(Duration, String),
+    /// Interrupted (SIGINT); cleanups ran.
+    #[error("interrupted; the scenario in progress was cleaned up")]
+    Interrupted,
+}
+
+/// Which agent is measured.
+#[derive(Clone, Debug)]
+pub enum AgentUnderTest {
+    /// Start `binary run --rules ... --config <generated>` and stop it at the end.
+    Start {
+        /// The `vigil` binary.
+        binary: PathBuf,
+        /// Rules files or directories.
+        rules: Vec<PathBuf>,
+    },
+    /// An agent already running, configured with a webhook sink (Falco format) to this
+    /// address, where the runner listens.
+    Running {
+        /// Where to listen.
+        listen: SocketAddr,
+    },
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct ChaosOptions {
+    /// The agent.
+    pub agent: AgentUnderTest,
+    /// The attacks, in order.
+    pub attacks: Vec<&'static Attack>,
+    /// Runs per attack.
+    pub repeat: usize,
+    /// How long to wait for a detection after the action ended.
+    pub timeout: Duration,
+    /// Print a progress line per run on stderr.
+    pub progress: bool,
+    /// Set to stop after the scenario in progress (SIGINT).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The report and every run's observations (for histograms).
+pub struct Outcome {
+    /// The report.
+    pub report: Report,
+    /// Runs per scenario.
+    pub runs: Vec<(String, Vec<Run>)>,
+}
+
+/// Work space of one chaos run, removed at the end.
+struct Workdir(PathBuf);
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the attacks and measures their detection.
+pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| ChaosError::Io { what, source }
+    };
+    let workdir = Workdir(std::env::temp_dir().join(format!("vigil-chaos-{}", std::process::id())));
+    create_private_dir(&workdir.0).map_err(io("creating the work directory"))?;
+    let listen = match &options.agent {
+        AgentUnderTest::Running { listen } => *listen,
+        AgentUnderTest::Start { .. } => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let receiver = AlertReceiver::bind(listen)
+        .await
+        .map_err(io("listening for alerts"))?;
+    let mut agent = match &options.agent {
+        AgentUnderTest::Start { binary, rules } => {
+            Some(StartedAgent::start(binary, rules, &receiver.url(), &workdir.0).await?)
+        }
+        AgentUnderTest::Running { .. } => None,
+    };
+
+    // Alerts before this index belong to earlier runs.
+    let mut watermark = 0usize;
+    let mut scenarios = Vec::new();
+    let mut all_runs = Vec::new();
+    let total = options.attacks.len() * options.repeat.max(1);
+    let mut done = 0;
+    let mut interrupted = false;
+    'attacks: for attack in &options.attacks {
+        let mut runs = Vec::new();
+        for _ in 0..options.repeat.max(1) {
+            if options.stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break 'attacks;
+            }
+            let run = run_attack(attack, &workdir.0, &receiver, watermark, options.timeout).await?;
+            // Whatever this run raised, including late duplicates, is not the next run's.
+            tokio::time::sleep(SETTLE).await;
+            watermark = receiver.received().len();
+            done += 1;
+            if options.progress {
+                let outcome = match (&run.rule, run.delivery_ms) {
+                    (Some(rule), Some(ms)) => format!("detected in {ms:.1} ms by {rule}"),
+                    _ => "MISSED".to_string(),
+                };
+                eprintln!("[{done}/{total}] {}: {outcome}", attack.name);
+            }
+            runs.push(run);
+        }
+        scenarios.push(ScenarioReport::new(
+            attack.name,
+            Kind::Attack,
+            attack.tactic,
+            attack.technique,
+            attack.expected_rules,
+            &runs,
+        ));
+        all_runs.push((attack.name.to_string(), runs));
+    }
+    let false_positives = if interrupted {
+        Vec::new()
+    } else {
+        benign_workload(&workdir.0, &receiver, options.timeout).await?
+    };
+    if let Some(agent) = agent.as_mut() {
+        agent.stop().await;
+    }
+    if interrupted {
+        return Err(ChaosError::Interrupted);
+    }
+    Ok(Outcome {
+        report: Report::new(scenarios, false_positives),
+        runs: all_runs,
+    })
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+async fn run_attack(
+    attack: &Attack,
+    workdir: &Path,
+    receiver: &AlertReceiver,
+    watermark: usize,
+    timeout: Duration,
+) -> Result<Run, ChaosError> {
+    let sandbox = workdir.join(format!("{}-{}", attack.name, now_unix_ns()));
+    create_private_dir(&sandbox).map_err(|source| ChaosError::Io {
+        what: format!("creating the sandbox {}", sandbox.display()),
+        source,
+    })?;
+    let started = now_unix_ns();
+    run_script(attack.script, &sandbox).await;
+    // The cleanup runs whatever the script did.
+    if !attack.cleanup.is_empty() {
+        run_script(attack.cleanup, &sandbox).await;
+    }
+    let _ = std::fs::remove_dir_all(&sandbox);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let received = receiver.received();
+        let found = received.iter().skip(watermark).find(|alert| {
+            attack.expected_rules.contains(&alert.rule.as_str())
+                && alert
+                    .event_unix_ns
+                    .is_some_and(|time| time >= started - CLOCK_SLACK_NS)
+        });
+        if let Some(alert) = found {
+            return Ok(detected(alert, started));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Run {
+                rule: None,
+                delivery_ms: None,
+                event_ms: None,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn detected(alert: &Received, started: i64) -> Run {
+    let ms = |ns: i64| (ns - started).max(0) as f64 / 1e6;
+    Run {
+        rule: Some(alert.rule.clone()),
+        delivery_ms: Some(ms(alert.arrived_unix_ns)),
+        event_ms: alert.event_unix_ns.map(ms),
+    }
+}
+
+/// Runs a script under /bin/sh in the sandbox, killed if it outlives [`SCRIPT_LIMIT`].
+async fn run_script(script: &str, sandbox: &Path) {
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(sandbox)
+        .env("SANDBOX", sandbox)
+        .env("PYTHON", "/usr/bin/python3")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(mut child) = child else {
+        tracing::warn!("could not start /bin/sh for a chaos script");
+        return;
+    };
+    if tokio::time::timeout(SCRIPT_LIMIT, child.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(limit = ?SCRIPT_LIMIT, "a chaos script ran too long; killed");
+        let _ = child.kill().await;
+    }
+}
+
+/// Ordinary activity; any alert it raises is a false positive.
+const BENIGN: &str = "ls -la /etc > /dev/null; cat /etc/hostname > /dev/null; \
+    grep root /etc/passwd > /dev/null; date > /dev/null; echo data > \"$SANDBOX/file\"; \
+    cp \"$SANDBOX/file\" \"$SANDBOX/copy\"; tar -cf \"$SANDBOX/a.tar\" -C \"$SANDBOX\" file; \
+    rm \"$SANDBOX/copy\"; \"$PYTHON\" -c 'print(sum(range(10)))' > /dev/null; \
+    ps aux > /dev/null; uname -a > /dev/null; sleep 0.2";
+
+/// Runs [`BENIGN`] and returns the rules of the alerts raised meanwhile (the agent's own
+/// records aside).
+async fn benign_workload(
+    workdir: &Path,
+    receiver: &AlertReceiver,
+    settle: Duration,
+) -> Result<Vec<String>, ChaosError> {
+    let sandbox = workdir.join("benign");
+    create_private_dir(&sandbox).map_err(|source| ChaosError::Io {
+        what: "creating the benign workload's sandbox".into(),
+        source,
+    })?;
+    let seen_before = receiver.received().len();
+    let started = now_unix_ns();
+    run_script(BENIGN, &sandbox).await;
+    let ended = now_unix_ns();
+    tokio::time::sleep(settle.min(Duration::from_secs(3))).await;
+    Ok(receiver
+        .received()
+        .into_iter()
+        .skip(seen_before)
+        .filter(|alert| alert.alert["source"] != "vigil")
+        .filter(|alert| {
+            alert
+                .event_unix_ns
+                .is_some_and(|time| time >= started - CLOCK_SLACK_NS && time <= ended)
+        })
+        .map(|alert| alert.rule)
+        .collect())
+}
+
+/// An agent this run started.
+struct StartedAgent {
+    child: tokio::process::Child,
+}
+
+impl StartedAgent {
+    async fn start(
+        binary: &Path,
+        rules: &[PathBuf],
+        webhook: &str,
+        workdir: &Path,
+    ) -> Result<StartedAgent, ChaosError> {
+        let io = |what: &'static str| {
+            move |source| ChaosError::Io {
+                what: what.into(),
+                source,
+            }
+        };
+        let config = workdir.join("vigil.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "sinks:\n  - type: webhook\n    name: chaos\n    url: {webhook}\n    \
+                 format: falco\n    batch: {{max_wait: 0s}}\n    \
+                 retry: {{initial_backoff: 50ms, max_backoff: 500ms}}\n\
+                 heartbeat_interval: off\n"
+            ),
+        )
+        .map_err(io("writing the agent's configuration"))?;
+        let metrics = free_port().map_err(io("finding a free port"))?;
+        let log_path = workdir.join("agent.log");
+        let log = std::fs::File::create(&log_path).map_err(io("creating the agent log"))?;
+        let mut command = Command::new(binary);
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--metrics-addr")
+            .arg(metrics.to_string());
+        for path in rules {
+            command.arg("--rules").arg(path);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io("starting the agent"))?;
+        let mut agent = StartedAgent { child };
+        let limit = Duration::from_secs(90);
+        let deadline = tokio::time::Instant::now() + limit;
+        while !ready(metrics).await {
+            let exited = agent.child.try_wait().ok().flatten().is_some();
+            if exited || tokio::time::Instant::now() >= deadline {
+                agent.stop().await;
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+                return Err(ChaosError::AgentNotReady(limit, tail));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(agent)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) of our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// Whether the agent's `/readyz` answers 200.
+async fn ready(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response).await;
+    response.starts_with("HTTP/1.1 200")
+}
