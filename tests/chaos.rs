@@ -30,6 +30,7 @@ fn chaos_detects_every_selected_scenario_and_reports_latencies() {
     for tactic in TACTICS {
         command.args(["--select", tactic]);
     }
+    command.args(["--select", "fault"]);
     let output = command
         .arg("--json")
         .arg(&json)
@@ -58,7 +59,22 @@ fn chaos_detects_every_selected_scenario_and_reports_latencies() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert_eq!(report["detection_rate"], 1.0);
     let scenarios = report["scenarios"].as_array().expect("scenarios");
+    let (faults, scenarios): (Vec<&Value>, Vec<&Value>) =
+        scenarios.iter().partition(|s| s["kind"] == "fault");
     assert!(scenarios.len() >= 8, "{} scenarios", scenarios.len());
+    let figure = |name: &str, key: &str| {
+        faults
+            .iter()
+            .find(|f| f["name"] == name)
+            .and_then(|f| f["figures"][key].as_f64())
+            .unwrap_or_else(|| panic!("{name} has no {key}: {faults:#?}"))
+    };
+    // Killed: the agent is blind until it is ready again, and the gap shows downstream.
+    assert!(figure("agent-killed", "blind_window_ms") > 0.0);
+    assert!(figure("agent-killed", "gap_visible_ms") > 0.0);
+    // An outage loses nothing and the backlog arrives once the sink is back.
+    assert_eq!(figure("sink-outage", "alerts_lost"), 0.0);
+    assert!(figure("sink-outage", "backlog_delivered_ms") < 10_000.0);
     for scenario in scenarios {
         assert!(TACTICS.contains(&scenario["tactic"].as_str().unwrap_or_default()));
         assert_eq!(scenario["kind"], "attack");

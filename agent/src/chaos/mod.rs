@@ -5,7 +5,9 @@
 //! performs each behaviour in a private sandbox and waits for its alert at a webhook
 //! [`receiver`]; [`report`] turns the runs into detection rates and latency percentiles.
 
+pub mod agent;
 pub mod catalog;
+pub mod faults;
 pub mod receiver;
 pub mod report;
 pub mod runner;

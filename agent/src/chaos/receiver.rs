@@ -3,7 +3,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use axum::{Router, body::Bytes, extract::State, http::StatusCode};
@@ -28,8 +31,15 @@ pub struct Received {
 /// The receiving endpoint; dropping it stops the server.
 pub struct AlertReceiver {
     addr: SocketAddr,
-    alerts: Arc<Mutex<Vec<Received>>>,
+    state: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Shared {
+    alerts: Mutex<Vec<Received>>,
+    /// While set, every request is answered 503 and nothing is recorded (a sink outage).
+    down: AtomicBool,
 }
 
 impl Drop for AlertReceiver {
@@ -43,10 +53,10 @@ impl AlertReceiver {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<AlertReceiver> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let alerts = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(Shared::default());
         let app = Router::new()
             .fallback(receive)
-            .with_state(Arc::clone(&alerts));
+            .with_state(Arc::clone(&state));
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "the chaos alert receiver stopped");
@@ -54,7 +64,7 @@ impl AlertReceiver {
         });
         Ok(AlertReceiver {
             addr,
-            alerts,
+            state,
             server,
         })
     }
@@ -66,7 +76,12 @@ impl AlertReceiver {
 
     /// Every alert received so far.
     pub fn received(&self) -> Vec<Received> {
-        lock(&self.alerts).clone()
+        lock(&self.state.alerts).clone()
+    }
+
+    /// Plays a sink outage (503 to everything) or ends it.
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
     }
 }
 
@@ -76,7 +91,10 @@ fn lock(alerts: &Mutex<Vec<Received>>) -> MutexGuard<'_, Vec<Received>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn receive(State(alerts): State<Arc<Mutex<Vec<Received>>>>, body: Bytes) -> StatusCode {
+async fn receive(State(state): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let arrived_unix_ns = now_unix_ns();
     let text = String::from_utf8_lossy(&body);
     let mut parsed = Vec::new();
@@ -96,6 +114,6 @@ async fn receive(State(alerts): State<Arc<Mutex<Vec<Received>>>>, body: Bytes) -
             alert,
         });
     }
-    lock(&alerts).extend(parsed);
+    lock(&state.alerts).extend(parsed);
     StatusCode::OK
 }

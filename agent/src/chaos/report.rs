@@ -1,7 +1,7 @@
 //! What a chaos run found: per scenario, whether it was detected and how fast, rendered as
 //! JSON, Markdown, a terminal table and Prometheus histograms.
 
-use std::fmt::Write as _;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use prometheus::{Encoder as _, HistogramOpts, HistogramVec, Registry, TextEncoder};
 use serde::Serialize;
@@ -55,6 +55,9 @@ pub struct ScenarioReport {
     pub latency_ms: Latency,
     /// Action start to the kernel event the alert is about.
     pub event_latency_ms: Latency,
+    /// A fault's own figures (`blind_window_ms`, `alerts_lost`, ...).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub figures: BTreeMap<String, f64>,
 }
 
 /// The whole run.
@@ -66,7 +69,7 @@ pub struct Report {
     pub false_positives: usize,
     /// Rules of those alerts.
     pub false_positive_rules: Vec<String>,
-    /// Over all detected runs.
+    /// Over the attacks' median latencies.
     pub latency_ms: Latency,
     /// Per scenario, in catalog order.
     pub scenarios: Vec<ScenarioReport>,
@@ -120,6 +123,7 @@ impl ScenarioReport {
             fired,
             latency_ms: latency(&delivered),
             event_latency_ms: latency(&events),
+            figures: BTreeMap::new(),
         }
     }
 }
@@ -129,9 +133,10 @@ impl Report {
     pub fn new(scenarios: Vec<ScenarioReport>, false_positive_rules: Vec<String>) -> Report {
         let runs: usize = scenarios.iter().map(|s| s.runs).sum();
         let detections: usize = scenarios.iter().map(|s| s.detections).sum();
+        // The attacks' detection latency; faults report their own figures.
         let all: Vec<f64> = scenarios
             .iter()
-            .filter(|s| s.detections > 0)
+            .filter(|s| s.detections > 0 && s.kind == Kind::Attack)
             .map(|s| s.latency_ms.p50)
             .collect();
         Report {
@@ -219,6 +224,14 @@ impl Report {
                 s.latency_ms.p95,
                 s.latency_ms.max
             );
+        }
+        for s in self.scenarios.iter().filter(|s| !s.figures.is_empty()) {
+            let figures: Vec<String> = s
+                .figures
+                .iter()
+                .map(|(name, value)| format!("{name} {value:.1}"))
+                .collect();
+            let _ = writeln!(out, "\n**{}**: {}", s.name, figures.join(", "));
         }
         if !self.false_positive_rules.is_empty() {
             let _ = writeln!(

@@ -12,10 +12,12 @@ use std::{
     time::Duration,
 };
 
-use tokio::{io::AsyncReadExt as _, io::AsyncWriteExt as _, process::Command};
+use tokio::process::Command;
 
 use super::{
+    agent::ManagedAgent,
     catalog::{Attack, Kind},
+    faults::{self, Fault},
     receiver::{AlertReceiver, Received},
     report::{Report, Run, ScenarioReport},
 };
@@ -73,6 +75,8 @@ pub struct ChaosOptions {
     pub agent: AgentUnderTest,
     /// The attacks, in order.
     pub attacks: Vec<&'static Attack>,
+    /// The fault scenarios, run after the attacks (only against an agent chaos started).
+    pub faults: Vec<&'static Fault>,
     /// Runs per attack.
     pub repeat: usize,
     /// How long to wait for a detection after the action ended.
@@ -117,7 +121,7 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
         .map_err(io("listening for alerts"))?;
     let mut agent = match &options.agent {
         AgentUnderTest::Start { binary, rules } => {
-            Some(StartedAgent::start(binary, rules, &receiver.url(), &workdir.0).await?)
+            Some(ManagedAgent::start(binary, rules, &receiver.url(), &workdir.0).await?)
         }
         AgentUnderTest::Running { .. } => None,
     };
@@ -160,6 +164,60 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
         ));
         all_runs.push((attack.name.to_string(), runs));
     }
+    if !interrupted && let Some(agent) = agent.as_mut() {
+        for fault in &options.faults {
+            if options.stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+            let outcome = match fault.name {
+                "agent-killed" => faults::agent_killed(agent, &receiver, options.timeout).await?,
+                _ => faults::sink_outage(&receiver, &workdir.0, fault, options.timeout).await?,
+            };
+            if options.progress {
+                let figures: Vec<String> = outcome
+                    .figures
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value:.1}"))
+                    .collect();
+                eprintln!(
+                    "[fault] {}: {} ({})",
+                    fault.name,
+                    if outcome.detected {
+                        "visible"
+                    } else {
+                        "NOT VISIBLE"
+                    },
+                    figures.join(" ")
+                );
+            }
+            tokio::time::sleep(SETTLE).await;
+            watermark = receiver.received().len();
+            let run = Run {
+                rule: outcome
+                    .detected
+                    .then(|| fault.expected_rules[0].to_string()),
+                delivery_ms: outcome.latency_ms,
+                event_ms: None,
+            };
+            let mut report = ScenarioReport::new(
+                fault.name,
+                Kind::Fault,
+                "fault",
+                "-",
+                fault.expected_rules,
+                std::slice::from_ref(&run),
+            );
+            report.figures = outcome
+                .figures
+                .iter()
+                .map(|(name, value)| ((*name).to_string(), *value))
+                .collect();
+            scenarios.push(report);
+            all_runs.push((fault.name.to_string(), vec![run]));
+        }
+    }
+    let _ = watermark;
     let false_positives = if interrupted {
         Vec::new()
     } else {
@@ -237,7 +295,7 @@ fn detected(alert: &Received, started: i64) -> Run {
 }
 
 /// Runs a script under /bin/sh in the sandbox, killed if it outlives [`SCRIPT_LIMIT`].
-async fn run_script(script: &str, sandbox: &Path) {
+pub(crate) async fn run_script(script: &str, sandbox: &Path) {
     let child = Command::new("/bin/sh")
         .arg("-c")
         .arg(script)
@@ -298,101 +356,4 @@ async fn benign_workload(
         })
         .map(|alert| alert.rule)
         .collect())
-}
-
-/// An agent this run started.
-struct StartedAgent {
-    child: tokio::process::Child,
-}
-
-impl StartedAgent {
-    async fn start(
-        binary: &Path,
-        rules: &[PathBuf],
-        webhook: &str,
-        workdir: &Path,
-    ) -> Result<StartedAgent, ChaosError> {
-        let io = |what: &'static str| {
-            move |source| ChaosError::Io {
-                what: what.into(),
-                source,
-            }
-        };
-        let config = workdir.join("vigil.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "sinks:\n  - type: webhook\n    name: chaos\n    url: {webhook}\n    \
-                 format: falco\n    batch: {{max_wait: 0s}}\n    \
-                 retry: {{initial_backoff: 50ms, max_backoff: 500ms}}\n\
-                 heartbeat_interval: off\n"
-            ),
-        )
-        .map_err(io("writing the agent's configuration"))?;
-        let metrics = free_port().map_err(io("finding a free port"))?;
-        let log_path = workdir.join("agent.log");
-        let log = std::fs::File::create(&log_path).map_err(io("creating the agent log"))?;
-        let mut command = Command::new(binary);
-        command
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .arg("--metrics-addr")
-            .arg(metrics.to_string());
-        for path in rules {
-            command.arg("--rules").arg(path);
-        }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io("starting the agent"))?;
-        let mut agent = StartedAgent { child };
-        let limit = Duration::from_secs(90);
-        let deadline = tokio::time::Instant::now() + limit;
-        while !ready(metrics).await {
-            let exited = agent.child.try_wait().ok().flatten().is_some();
-            if exited || tokio::time::Instant::now() >= deadline {
-                agent.stop().await;
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-                return Err(ChaosError::AgentNotReady(limit, tail));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(agent)
-    }
-
-    async fn stop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) of our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-fn free_port() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-/// Whether the agent's `/readyz` answers 200.
-async fn ready(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return false;
-    };
-    let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response).await;
-    response.starts_with("HTTP/1.1 200")
 }

@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use vigil::chaos::{
     catalog::{ATTACKS, Attack},
+    faults::{FAULTS, Fault},
     runner::{self, AgentUnderTest, ChaosOptions},
 };
 
@@ -59,12 +60,28 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Runs the command; `Ok(false)` when the detection rate is below `--min-detection`.
 pub async fn run(args: ChaosArgs) -> Result<bool> {
-    let attacks: Vec<&'static Attack> = select(&args.select)?
+    let attacks: Vec<&'static Attack> = select(&args.select)
         .into_iter()
         .filter(|attack| !matches(attack, &args.skip))
         .collect();
-    if attacks.is_empty() {
-        bail!("--skip leaves no scenario to run");
+    let mut faults: Vec<&'static Fault> = FAULTS
+        .iter()
+        .filter(|fault| {
+            let named = |names: &[String]| {
+                names
+                    .iter()
+                    .any(|name| name == fault.name || name == "fault")
+            };
+            (args.select.is_empty() || named(&args.select)) && !named(&args.skip)
+        })
+        .collect();
+    if attacks.is_empty() && faults.is_empty() {
+        bail!(
+            "no scenario matches --select {:?} --skip {:?}; `vigil chaos --list` shows names, \
+             tactics and techniques",
+            args.select,
+            args.skip
+        );
     }
     if args.list {
         for attack in &attacks {
@@ -76,6 +93,12 @@ pub async fn run(args: ChaosArgs) -> Result<bool> {
                 attack.expected_rules.join(" | ")
             );
         }
+        for fault in &faults {
+            println!(
+                "{:<40} {:<22} {:<10} {}",
+                fault.name, "fault", "-", fault.description
+            );
+        }
         return Ok(true);
     }
     if let Some(rate) = args.min_detection
@@ -84,7 +107,13 @@ pub async fn run(args: ChaosArgs) -> Result<bool> {
         bail!("--min-detection is a rate from 0.0 to 1.0, not {rate}");
     }
     let agent = match args.running_agent {
-        Some(listen) => AgentUnderTest::Running { listen },
+        Some(listen) => {
+            if !faults.is_empty() {
+                eprintln!("vigil: fault scenarios need an agent chaos starts; skipping them");
+                faults.clear();
+            }
+            AgentUnderTest::Running { listen }
+        }
         None => AgentUnderTest::Start {
             binary: std::env::current_exe().context("finding the vigil binary")?,
             rules: args.rules.clone(),
@@ -101,6 +130,7 @@ pub async fn run(args: ChaosArgs) -> Result<bool> {
     let options = ChaosOptions {
         agent,
         attacks,
+        faults,
         repeat: args.repeat,
         timeout: args.timeout,
         progress: true,
@@ -138,20 +168,11 @@ pub async fn run(args: ChaosArgs) -> Result<bool> {
 }
 
 /// The attacks `select` names (by name, tactic or technique); all when empty.
-fn select(select: &[String]) -> Result<Vec<&'static Attack>> {
-    if select.is_empty() {
-        return Ok(ATTACKS.iter().collect());
-    }
-    let chosen: Vec<&'static Attack> = ATTACKS
+fn select(select: &[String]) -> Vec<&'static Attack> {
+    ATTACKS
         .iter()
-        .filter(|attack| matches(attack, select))
-        .collect();
-    if chosen.is_empty() {
-        bail!(
-            "no scenario matches {select:?}; `vigil chaos --list` shows names, tactics and techniques"
-        );
-    }
-    Ok(chosen)
+        .filter(|attack| select.is_empty() || matches(attack, select))
+        .collect()
 }
 
 /// Whether any of `names` is the attack's name, tactic or technique.
