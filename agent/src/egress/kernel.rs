@@ -3,7 +3,7 @@
 //! rules of every shorter prefix that contains them.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     net::IpAddr,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -359,14 +359,25 @@ fn allowlist(
             None => compiled.kernel.names.push((any_policy, 1u64 << index)),
         }
     }
-    let mut prefixes: Vec<IpNet> = cidrs.iter().map(|(net, _)| *net).collect();
+    // Rules by their network, and the prefix lengths in use: the rules covering a prefix are
+    // found by truncating it to each of those lengths, not by scanning every rule.
+    let mut by_net: HashMap<IpNet, Vec<EgressPortRule>> = HashMap::new();
+    for (net, rule) in &cidrs {
+        by_net.entry(net.trunc()).or_default().push(*rule);
+    }
+    let mut lengths: Vec<u8> = by_net.keys().map(IpNet::prefix_len).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let mut prefixes: Vec<IpNet> = by_net.keys().copied().collect();
     prefixes.sort();
-    prefixes.dedup();
     for prefix in prefixes {
-        let covering: Vec<EgressPortRule> = cidrs
+        let covering: Vec<EgressPortRule> = lengths
             .iter()
-            .filter(|(net, _)| net.contains(&prefix))
-            .map(|(_, rule)| *rule)
+            .take_while(|&&len| len <= prefix.prefix_len())
+            .filter_map(|&len| IpNet::new(prefix.addr(), len).ok())
+            .filter_map(|net| by_net.get(&net.trunc()))
+            .flatten()
+            .copied()
             .collect();
         let ports = port_set(&policy.name, &covering, || prefix.to_string())?;
         let policy_bytes = index.to_be_bytes();
@@ -531,6 +542,26 @@ mod tests {
         );
         assert_eq!(ports_of(1, wildcard).rules[0].lo, 8443);
         assert_eq!(ports_of(0, exact).rules[0].hi, u16::MAX);
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_prefixes_never_cover_each_other() {
+        let set = parse(
+            "- policy: web\n  allow:\n    - cidr: 0.0.0.0/0\n      ports: [53]\n    \
+             - cidr: \"::/0\"\n      ports: [443]\n    - cidr: 10.1.2.3\n      ports: [22]\n    \
+             - cidr: \"2001:db8::1\"\n      ports: [8443]\n",
+        );
+        let compiled = compile(&set, Path::new("/nonexistent"), 0).unwrap();
+        let ports = |entries: Vec<EgressPorts>| -> Vec<Vec<u16>> {
+            entries
+                .iter()
+                .map(|p| p.rules[..p.len as usize].iter().map(|r| r.lo).collect())
+                .collect()
+        };
+        let v4: Vec<EgressPorts> = compiled.kernel.allow4.iter().map(|e| e.ports).collect();
+        let v6: Vec<EgressPorts> = compiled.kernel.allow6.iter().map(|e| e.ports).collect();
+        assert_eq!(ports(v4), vec![vec![53], vec![53, 22]]);
+        assert_eq!(ports(v6), vec![vec![443], vec![443, 8443]]);
     }
 
     #[test]
