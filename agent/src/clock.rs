@@ -31,6 +31,11 @@ impl BootClock {
     }
 }
 
+/// The wall clock now, in nanoseconds since the Unix epoch.
+pub fn now_unix_ns() -> i64 {
+    read_ns(ClockId::CLOCK_REALTIME)
+}
+
 fn read_ns(clock: ClockId) -> i64 {
     // Both clocks always exist on Linux; a failure would leave the offset at zero, which only
     // skews displayed times.

@@ -10,7 +10,7 @@ use super::{
     receiver::AlertReceiver,
     runner::{ChaosError, run_script},
 };
-use crate::sinks::identity::now_unix_ns;
+use crate::clock::now_unix_ns;
 
 /// A fault scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

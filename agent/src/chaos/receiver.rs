@@ -13,7 +13,7 @@ use axum::{Router, body::Bytes, extract::State, http::StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::sinks::identity::now_unix_ns;
+use crate::clock::now_unix_ns;
 
 /// One alert as received.
 #[derive(Clone, Debug)]

@@ -21,7 +21,7 @@ use super::{
     receiver::{AlertReceiver, Received},
     report::{Report, Run, ScenarioReport},
 };
-use crate::sinks::identity::now_unix_ns;
+use crate::clock::now_unix_ns;
 
 /// How long a scenario's script (or cleanup) may run.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(15);
@@ -191,8 +191,6 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
                     figures.join(" ")
                 );
             }
-            tokio::time::sleep(SETTLE).await;
-            watermark = receiver.received().len();
             let run = Run {
                 rule: outcome
                     .detected
@@ -217,7 +215,6 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
             all_runs.push((fault.name.to_string(), vec![run]));
         }
     }
-    let _ = watermark;
     let false_positives = if interrupted {
         Vec::new()
     } else {

@@ -173,11 +173,11 @@ pub async fn run(
         rules_loaded: ruleset.len(),
         egress,
     };
-    let egress_alerts = EgressAlerts::new(hostname());
+    let host = hostname();
+    let egress_alerts = EgressAlerts::new(Arc::clone(&host));
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
-    let dispatcher = Arc::new(
-        Dispatcher::start(&delivery, &metrics, hostname()).context("starting alert delivery")?,
-    );
+    let dispatcher =
+        Arc::new(Dispatcher::start(&delivery, &metrics, host).context("starting alert delivery")?);
     let sink = Arc::clone(&dispatcher);
     let mut alerts = Vec::new();
     let outcome = run_agent(args, tracing_options, metrics, move |event, _, metrics| {

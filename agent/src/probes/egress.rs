@@ -225,11 +225,9 @@ impl EgressMaps {
     /// the policies were compiled); the next apply recomputes every cgroup anyway.
     pub fn select_cgroup(&mut self, cgroup: u64, policies: u64) -> Result<(), ProbeError> {
         let slot = self.generation as usize;
-        let mut masks = self.cgroups.get(&cgroup, 0).unwrap_or_default();
-        masks[slot] |= policies;
-        self.cgroups
-            .insert(cgroup, masks, 0)
-            .map_err(map_error("EGRESS_CGROUPS"))?;
+        set_mask(&mut self.cgroups, "EGRESS_CGROUPS", cgroup, slot, |mask| {
+            mask | policies
+        })?;
         if let Some(written) = self.written[slot].as_mut() {
             match written.cgroups.iter_mut().find(|(id, _)| *id == cgroup) {
                 Some((_, mask)) => *mask |= policies,
@@ -242,18 +240,10 @@ impl EgressMaps {
     fn write(&mut self, generation: u32, policy: &KernelPolicy) -> Result<(), ProbeError> {
         let slot = generation as usize;
         for &(id, mask) in &policy.cgroups {
-            let mut masks = self.cgroups.get(&id, 0).unwrap_or_default();
-            masks[slot] = mask;
-            self.cgroups
-                .insert(id, masks, 0)
-                .map_err(map_error("EGRESS_CGROUPS"))?;
+            set_mask(&mut self.cgroups, "EGRESS_CGROUPS", id, slot, |_| mask)?;
         }
         for &(comm, mask) in &policy.comms {
-            let mut masks = self.comms.get(&comm, 0).unwrap_or_default();
-            masks[slot] = mask;
-            self.comms
-                .insert(comm, masks, 0)
-                .map_err(map_error("EGRESS_COMMS"))?;
+            set_mask(&mut self.comms, "EGRESS_COMMS", comm, slot, |_| mask)?;
         }
         for entry in &policy.allow4 {
             let data = with_generation(entry.data, generation);
@@ -277,11 +267,7 @@ impl EgressMaps {
                 .map_err(map_error("EGRESS_NAME_PORTS"))?;
         }
         for &(key, mask) in &policy.names {
-            let mut masks = self.names.get(&key, 0).unwrap_or_default();
-            masks[slot] = mask;
-            self.names
-                .insert(key, masks, 0)
-                .map_err(map_error("EGRESS_NAMES"))?;
+            set_mask(&mut self.names, "EGRESS_NAMES", key, slot, |_| mask)?;
         }
         Ok(())
     }
@@ -449,6 +435,20 @@ fn with_generation<const N: usize>(mut data: [u8; N], generation: u32) -> [u8; N
     let index = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
     data[..4].copy_from_slice(&egress_policy_key(generation, index).to_be_bytes());
     data
+}
+
+/// Sets one generation's mask of a key (`update` gets the current one), leaving the other
+/// generation's as it is.
+fn set_mask<K: aya::Pod>(
+    map: &mut HashMap<MapData, K, Masks>,
+    name: &'static str,
+    key: K,
+    slot: usize,
+    update: impl FnOnce(u64) -> u64,
+) -> Result<(), ProbeError> {
+    let mut masks = map.get(&key, 0).unwrap_or_default();
+    masks[slot] = update(masks[slot]);
+    map.insert(key, masks, 0).map_err(map_error(name))
 }
 
 fn clear_mask<K: aya::Pod>(map: &mut HashMap<MapData, K, Masks>, key: K, slot: usize) {

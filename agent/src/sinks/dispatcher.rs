@@ -15,7 +15,7 @@ use tokio::{
 use super::{
     config::{DeliveryConfig, SinkConfig, SinkFilter},
     context::ContextExtractor,
-    identity::{Identity, IdentityError, PreviousRun, now_unix_ns},
+    identity::{Identity, IdentityError, PreviousRun},
     queue::{Pushed, SinkQueue},
     record::{Record, RecordKind},
     sink_metrics::SinkMetrics,
@@ -24,6 +24,7 @@ use super::{
     worker::{HealthEvent, Phase, Worker},
 };
 use crate::{
+    clock::now_unix_ns,
     enrich::Enriched,
     metrics::Metrics,
     output::json::rfc3339,

@@ -41,11 +41,7 @@ impl FileTransport {
 
     /// Appends the batch as lines, in one write, rotating first when due.
     pub async fn send(&mut self, batch: &[Record], format: Format) -> Result<(), SendError> {
-        let mut lines = Vec::new();
-        for record in batch {
-            lines.extend_from_slice(format.render(record).as_bytes());
-            lines.push(b'\n');
-        }
+        let lines = format.render_lines(batch).into_bytes();
         let path = self.options.path.clone();
         let failed =
             |error: std::io::Error| SendError::Retryable(format!("{}: {error}", path.display()));

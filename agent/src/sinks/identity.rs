@@ -9,10 +9,11 @@ use std::{
     fs,
     io::Write as _,
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use serde::{Deserialize, Serialize};
+
+use crate::clock::now_unix_ns;
 
 /// Sequence numbers reserved per write of the state file.
 const BLOCK: u64 = 10_000;
@@ -56,13 +57,6 @@ pub struct Identity {
     path: Option<PathBuf>,
     stored: Stored,
     next_seq: u64,
-}
-
-/// Now, as Unix nanoseconds.
-pub fn now_unix_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 impl Identity {

@@ -72,11 +72,7 @@ impl Transport {
 }
 
 fn write_stdout(batch: &[Record], format: Format) -> Result<(), SendError> {
-    let mut lines = String::new();
-    for record in batch {
-        lines.push_str(&format.render(record));
-        lines.push('\n');
-    }
+    let lines = format.render_lines(batch);
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(lines.as_bytes())

@@ -149,10 +149,7 @@ impl WebhookTransport {
         let mut body = Vec::new();
         match self.options.preset {
             WebhookPreset::Lines => {
-                for record in batch {
-                    body.extend_from_slice(format.render(record).as_bytes());
-                    body.push(b'\n');
-                }
+                body = format.render_lines(batch).into_bytes();
                 let content_type = if format.is_json() {
                     "application/x-ndjson"
                 } else {

@@ -78,6 +78,16 @@ impl Format {
                 .unwrap_or_default(),
         }
     }
+
+    /// A batch as newline-terminated lines, one record each.
+    pub fn render_lines(self, batch: &[Record]) -> String {
+        let mut lines = String::new();
+        for record in batch {
+            lines.push_str(&self.render(record));
+            lines.push('\n');
+        }
+        lines
+    }
 }
 
 /// A JSON object under construction that leaves out absent values, nulls and empty objects, so
