@@ -173,10 +173,13 @@ impl Rsyslog {
         std::fs::read_to_string(self.path("rsyslogd.stderr")).unwrap_or_default()
     }
 
-    /// The messages received on `input` (`udp`, `tcp` or `tls`) so far.
+    /// The messages received on `input` (`udp`, `tcp` or `tls`) so far. Only complete lines
+    /// count: rsyslog may be in the middle of writing the last one.
     fn received(&self, input: &str) -> Vec<Value> {
         let text = std::fs::read_to_string(self.path(&format!("{input}.log"))).unwrap_or_default();
-        text.lines()
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .map(|line| {
                 serde_json::from_str(line)
                     .unwrap_or_else(|error| panic!("rsyslog wrote invalid JSON ({error}): {line}"))
