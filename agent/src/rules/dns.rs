@@ -20,10 +20,40 @@ const MAX_LEARNED: usize = 65_536;
 /// answers workloads received (until their TTL runs out).
 #[derive(Default)]
 pub struct DnsWatch {
-    names: Mutex<BTreeSet<String>>,
-    by_ip: RwLock<HashMap<IpAddr, Vec<Arc<str>>>>,
+    names: Mutex<BTreeSet<Arc<str>>>,
+    resolved: RwLock<Resolved>,
     learned: RwLock<HashMap<IpAddr, (Arc<str>, Instant)>>,
     resolver: OnceLock<()>,
+}
+
+/// Watched names and their addresses, both ways round. Each name is updated on its own, so a
+/// slow or failing lookup of one name never hides or overwrites what another resolved to.
+#[derive(Default)]
+struct Resolved {
+    addresses_of: HashMap<Arc<str>, Vec<IpAddr>>,
+    names_of: HashMap<IpAddr, Vec<Arc<str>>>,
+}
+
+impl Resolved {
+    fn replace(&mut self, name: &Arc<str>, addresses: Vec<IpAddr>) {
+        if let Some(previous) = self.addresses_of.remove(name) {
+            for ip in previous {
+                if let Some(names) = self.names_of.get_mut(&ip) {
+                    names.retain(|known| known != name);
+                    if names.is_empty() {
+                        self.names_of.remove(&ip);
+                    }
+                }
+            }
+        }
+        for ip in &addresses {
+            let names = self.names_of.entry(*ip).or_default();
+            if !names.contains(name) {
+                names.push(Arc::clone(name));
+            }
+        }
+        self.addresses_of.insert(Arc::clone(name), addresses);
+    }
 }
 
 static WATCH: OnceLock<Arc<DnsWatch>> = OnceLock::new();
@@ -34,19 +64,21 @@ pub fn global() -> &'static Arc<DnsWatch> {
 }
 
 impl DnsWatch {
-    /// Starts watching `name` (resolution happens in the background thread).
+    /// Starts watching `name`: it is resolved at once in the background, then with every
+    /// periodic refresh.
     pub fn watch(self: &Arc<Self>, name: &str) {
         let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
         if name.is_empty() || name.parse::<IpAddr>().is_ok() {
             return;
         }
+        let name: Arc<str> = Arc::from(name);
         let added = self
             .names
             .lock()
-            .map(|mut names| names.insert(name))
+            .map(|mut names| names.insert(Arc::clone(&name)))
             .unwrap_or(false);
         if added {
-            self.start_resolver();
+            self.resolve_soon(name);
         }
     }
 
@@ -64,7 +96,12 @@ impl DnsWatch {
             })
             .into_iter()
             .collect();
-        if let Some(watched) = self.by_ip.read().ok().and_then(|map| map.get(ip).cloned()) {
+        if let Some(watched) = self
+            .resolved
+            .read()
+            .ok()
+            .and_then(|resolved| resolved.names_of.get(ip).cloned())
+        {
             for name in watched {
                 if !names.contains(&name) {
                     names.push(name);
@@ -92,57 +129,58 @@ impl DnsWatch {
         map.insert(ip, (Arc::from(name), now + ttl));
     }
 
-    /// Resolves every watched name now and replaces the address map.
+    /// Resolves every watched name now, one at a time.
     pub fn refresh(&self) {
-        let names: Vec<String> = self
+        let names: Vec<Arc<str>> = self
             .names
             .lock()
             .map(|names| names.iter().cloned().collect())
             .unwrap_or_default();
-        let mut by_ip: HashMap<IpAddr, Vec<Arc<str>>> = HashMap::new();
         for name in names {
-            let shared: Arc<str> = Arc::from(name.as_str());
-            match (name.as_str(), 0u16).to_socket_addrs() {
-                Ok(addrs) => {
-                    for addr in addrs {
-                        let entry = by_ip.entry(addr.ip()).or_default();
-                        if !entry.contains(&shared) {
-                            entry.push(Arc::clone(&shared));
-                        }
-                    }
-                }
-                Err(error) => tracing::debug!(%name, %error, "watched name did not resolve"),
-            }
-        }
-        if let Ok(mut map) = self.by_ip.write() {
-            *map = by_ip;
+            self.resolve(&name);
         }
     }
 
-    fn start_resolver(self: &Arc<Self>) {
-        let mut started = false;
+    /// Resolves `name` and replaces its addresses. A failed lookup keeps the addresses it had:
+    /// a resolver hiccup must not make rules that name a server stop matching it.
+    fn resolve(&self, name: &Arc<str>) {
+        match (name.as_ref(), 0u16).to_socket_addrs() {
+            Ok(addrs) => {
+                let mut addresses: Vec<IpAddr> = addrs.map(|addr| addr.ip()).collect();
+                addresses.sort_unstable();
+                addresses.dedup();
+                if let Ok(mut resolved) = self.resolved.write() {
+                    resolved.replace(name, addresses);
+                }
+            }
+            Err(error) => tracing::debug!(%name, %error, "watched name did not resolve"),
+        }
+    }
+
+    /// Resolves a newly watched name on its own thread (so a slow lookup of another name
+    /// cannot delay it), and starts the periodic refresh once.
+    fn resolve_soon(self: &Arc<Self>, name: Arc<str>) {
+        let watch = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("vigil-dns-now".into())
+            .spawn(move || watch.resolve(&name));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start a DNS lookup thread; the name resolves at the next refresh");
+        }
         self.resolver.get_or_init(|| {
-            started = true;
             let watch = Arc::clone(self);
             let spawned = std::thread::Builder::new()
                 .name("vigil-dns".into())
                 .spawn(move || {
                     loop {
-                        watch.refresh();
                         std::thread::sleep(REFRESH);
+                        watch.refresh();
                     }
                 });
             if let Err(error) = spawned {
-                tracing::warn!(%error, "cannot start the DNS watch thread; fd.*ip.name fields stay empty");
+                tracing::warn!(%error, "cannot start the DNS refresh thread; fd.*ip.name fields are not kept fresh");
             }
         });
-        if !started {
-            // The periodic thread already ran; resolve the new name now rather than in 30 s.
-            let watch = Arc::clone(self);
-            let _ = std::thread::Builder::new()
-                .name("vigil-dns-now".into())
-                .spawn(move || watch.refresh());
-        }
     }
 }
 
@@ -164,6 +202,34 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["localhost"]);
         assert!(watch.names_for(&"10.0.0.1".parse().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn each_name_is_updated_on_its_own() {
+        let watch = DnsWatch::default();
+        let (alpha, beta): (Arc<str>, Arc<str>) = (Arc::from("alpha.test"), Arc::from("beta.test"));
+        let shared: IpAddr = "192.0.2.1".parse().unwrap();
+        let moved: IpAddr = "192.0.2.2".parse().unwrap();
+        let fresh: IpAddr = "192.0.2.3".parse().unwrap();
+        if let Ok(mut resolved) = watch.resolved.write() {
+            resolved.replace(&alpha, vec![shared, moved]);
+            resolved.replace(&beta, vec![shared]);
+            // alpha moves: beta keeps the address they shared, alpha's old address is gone.
+            resolved.replace(&alpha, vec![shared, fresh]);
+        }
+        let names = |ip: &IpAddr| -> Vec<String> {
+            let mut names: Vec<String> =
+                watch.names_for(ip).iter().map(|n| n.to_string()).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&shared), vec!["alpha.test", "beta.test"]);
+        assert!(names(&moved).is_empty());
+        assert_eq!(names(&fresh), vec!["alpha.test"]);
+        // A lookup that fails keeps the addresses the name had.
+        watch.resolve(&Arc::from("vigil-no-such-name.invalid"));
+        watch.resolve(&alpha);
+        assert_eq!(names(&fresh), vec!["alpha.test"]);
     }
 
     #[test]
