@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod catalog;
 pub mod faults;
+pub mod progress;
 pub mod receiver;
 pub mod report;
 pub mod runner;

@@ -22,6 +22,9 @@ pub struct Received {
     pub arrived_unix_ns: i64,
     /// When the event that raised it happened (the alert's `time`), Unix nanoseconds.
     pub event_unix_ns: Option<i64>,
+    /// When the agent's rule engine raised it (`output_fields["vigil.detected_time"]`), Unix
+    /// nanoseconds.
+    pub detected_unix_ns: Option<i64>,
     /// The rule.
     pub rule: String,
     /// The alert as sent.
@@ -91,6 +94,12 @@ fn lock(alerts: &Mutex<Vec<Received>>) -> MutexGuard<'_, Vec<Received>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+fn unix_ns(time: &Value) -> Option<i64> {
+    time.as_str()
+        .and_then(|time| chrono::DateTime::parse_from_rfc3339(time).ok())
+        .and_then(|time| time.timestamp_nanos_opt())
+}
+
 async fn receive(State(state): State<Arc<Shared>>, body: Bytes) -> StatusCode {
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE;
@@ -103,13 +112,12 @@ async fn receive(State(state): State<Arc<Shared>>, body: Bytes) -> StatusCode {
             return StatusCode::BAD_REQUEST;
         };
         let rule = alert["rule"].as_str().unwrap_or_default().to_string();
-        let event_unix_ns = alert["time"]
-            .as_str()
-            .and_then(|time| chrono::DateTime::parse_from_rfc3339(time).ok())
-            .and_then(|time| time.timestamp_nanos_opt());
+        let event_unix_ns = unix_ns(&alert["time"]);
+        let detected_unix_ns = unix_ns(&alert["output_fields"]["vigil.detected_time"]);
         parsed.push(Received {
             arrived_unix_ns,
             event_unix_ns,
+            detected_unix_ns,
             rule,
             alert,
         });

@@ -18,6 +18,7 @@ use super::{
     agent::ManagedAgent,
     catalog::{Attack, Kind},
     faults::{self, Fault},
+    progress::Progress,
     receiver::{AlertReceiver, Received},
     report::{Report, Run, ScenarioReport},
 };
@@ -81,7 +82,7 @@ pub struct ChaosOptions {
     pub repeat: usize,
     /// How long to wait for a detection after the action ended.
     pub timeout: Duration,
-    /// Print a progress line per run on stderr.
+    /// Show progress on stderr: a bar on a terminal, a line per run.
     pub progress: bool,
     /// Set to stop after the scenario in progress (SIGINT).
     pub stop: Arc<AtomicBool>,
@@ -131,6 +132,12 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
     let mut scenarios = Vec::new();
     let mut all_runs = Vec::new();
     let total = options.attacks.len() * options.repeat.max(1);
+    let faults_to_run = if agent.is_some() {
+        options.faults.len()
+    } else {
+        0
+    };
+    let progress = Progress::new(options.progress, total + faults_to_run);
     let mut done = 0;
     let mut interrupted = false;
     'attacks: for attack in &options.attacks {
@@ -140,18 +147,17 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
                 interrupted = true;
                 break 'attacks;
             }
+            progress.running(attack.name);
             let run = run_attack(attack, &workdir.0, &receiver, watermark, options.timeout).await?;
             // Whatever this run raised, including late duplicates, is not the next run's.
             tokio::time::sleep(SETTLE).await;
             watermark = receiver.received().len();
             done += 1;
-            if options.progress {
-                let outcome = match (&run.rule, run.delivery_ms) {
-                    (Some(rule), Some(ms)) => format!("detected in {ms:.1} ms by {rule}"),
-                    _ => "MISSED".to_string(),
-                };
-                eprintln!("[{done}/{total}] {}: {outcome}", attack.name);
-            }
+            let outcome = match (&run.rule, run.delivery_ms) {
+                (Some(rule), Some(ms)) => format!("detected in {ms:.1} ms by {rule}"),
+                _ => "MISSED".to_string(),
+            };
+            progress.finished(&format!("[{done}/{total}] {}: {outcome}", attack.name));
             runs.push(run);
         }
         scenarios.push(ScenarioReport::new(
@@ -170,33 +176,33 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
                 interrupted = true;
                 break;
             }
+            progress.running(fault.name);
             let outcome = match fault.name {
                 "agent-killed" => faults::agent_killed(agent, &receiver, options.timeout).await?,
                 _ => faults::sink_outage(&receiver, &workdir.0, fault, options.timeout).await?,
             };
-            if options.progress {
-                let figures: Vec<String> = outcome
-                    .figures
-                    .iter()
-                    .map(|(name, value)| format!("{name}={value:.1}"))
-                    .collect();
-                eprintln!(
-                    "[fault] {}: {} ({})",
-                    fault.name,
-                    if outcome.detected {
-                        "visible"
-                    } else {
-                        "NOT VISIBLE"
-                    },
-                    figures.join(" ")
-                );
-            }
+            let figures: Vec<String> = outcome
+                .figures
+                .iter()
+                .map(|(name, value)| format!("{name}={value:.1}"))
+                .collect();
+            progress.finished(&format!(
+                "[fault] {}: {} ({})",
+                fault.name,
+                if outcome.detected {
+                    "visible"
+                } else {
+                    "NOT VISIBLE"
+                },
+                figures.join(" ")
+            ));
             let run = Run {
                 rule: outcome
                     .detected
                     .then(|| fault.expected_rules[0].to_string()),
                 delivery_ms: outcome.latency_ms,
                 event_ms: None,
+                engine_ms: None,
             };
             let mut report = ScenarioReport::new(
                 fault.name,
@@ -215,11 +221,13 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
             all_runs.push((fault.name.to_string(), vec![run]));
         }
     }
+    progress.running("benign workload (false positives)");
     let false_positives = if interrupted {
         Vec::new()
     } else {
         benign_workload(&workdir.0, &receiver, options.timeout).await?
     };
+    progress.clear();
     if let Some(agent) = agent.as_mut() {
         agent.stop().await;
     }
@@ -276,6 +284,7 @@ async fn run_attack(
                 rule: None,
                 delivery_ms: None,
                 event_ms: None,
+                engine_ms: None,
             });
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -288,6 +297,7 @@ fn detected(alert: &Received, started: i64) -> Run {
         rule: Some(alert.rule.clone()),
         delivery_ms: Some(ms(alert.arrived_unix_ns)),
         event_ms: alert.event_unix_ns.map(ms),
+        engine_ms: alert.detected_unix_ns.map(ms),
     }
 }
 

@@ -285,6 +285,7 @@ impl Shared {
             hostname: self.hostname.to_string(),
             time_unix_ns: now,
             time: rfc3339(now),
+            detected_unix_ns: now,
             rule: draft.rule.to_string(),
             priority: draft.priority.as_str().to_string(),
             output: format!(

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::rules::alert::Alert;
+use crate::{clock::now_unix_ns, rules::alert::Alert};
 
 /// What a record reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +50,11 @@ pub struct Record {
     pub time_unix_ns: i64,
     /// The same time, RFC 3339 with nanoseconds, UTC (Falco's `time`).
     pub time: String,
+    /// When the rule engine raised the alert (the record was made), nanoseconds since the Unix
+    /// epoch: the gap to `time_unix_ns` is the detection latency. 0 in records spooled by a
+    /// version that did not note it.
+    #[serde(default)]
+    pub detected_unix_ns: i64,
     /// The rule name (for agent events, `Vigil heartbeat` and so on).
     pub rule: String,
     /// Falco's capitalisation: `Emergency` ... `Debug`.
@@ -131,6 +136,7 @@ impl Record {
             hostname: alert.hostname.to_string(),
             time_unix_ns,
             time: alert.time.clone(),
+            detected_unix_ns: now_unix_ns(),
             rule: alert.rule.to_string(),
             priority: alert.priority.to_string(),
             output: alert.output.clone(),
@@ -215,6 +221,7 @@ pub fn sample_record(seq: u64) -> Record {
         hostname: "node-1".into(),
         time_unix_ns: 1_700_000_000_123_456_789,
         time: "2023-11-14T22:13:20.123456789Z".into(),
+        detected_unix_ns: 1_700_000_000_125_456_789,
         rule: "Shell Launched By Network Service".into(),
         priority: "Warning".into(),
         output: "22:13:20.123456789: Warning Shell spawned under nginx (user=root \

@@ -4,9 +4,9 @@
 use serde_json::{Map, Value};
 
 use super::{
-    Activity, Family, Obj, VERSION, agent_action, base_name, container_id, dir_name, file_path,
-    flag, iana_number, id_text, in_kubernetes, ip, is_directory, number, record_activity, rule_uid,
-    succeeded, text, timestamp,
+    Activity, Family, Obj, VERSION, agent_action, base_name, container_id, detected_timestamp,
+    dir_name, file_path, flag, iana_number, id_text, in_kubernetes, ip, is_directory, number,
+    record_activity, rule_uid, succeeded, text, timestamp,
 };
 use crate::sinks::record::{Record, RecordKind};
 
@@ -101,7 +101,7 @@ fn event(record: &Record, activity: Option<Activity>) -> Obj {
         .set("severity", record.severity())
         .set("id", record.id.as_str())
         .set("sequence", record.seq)
-        .set("created", timestamp(record))
+        .set("created", detected_timestamp(record))
         .set("module", "vigil")
         .set("dataset", "vigil.alert")
         .set("provider", "vigil")
@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(event["severity"], 4);
         assert_eq!(event["id"], record.id.as_str());
         assert_eq!(event["sequence"], 7);
-        assert_eq!(event["created"], doc["@timestamp"]);
+        assert_eq!(event["created"], "2023-11-14T22:13:20.125456789Z");
         assert_eq!(event["module"], "vigil");
         assert_eq!(event["dataset"], "vigil.alert");
         assert_eq!(event["provider"], "vigil");

@@ -1,6 +1,7 @@
 //! Falco's `json_output` alert, key for key, so falcosidekick and pipelines built for Falco
-//! consume Vigil unchanged. Two additions ride along where Falco consumers already look or
-//! ignore: `uuid` (the name falcosidekick gives an alert's id) and `output_fields["vigil.seq"]`.
+//! consume Vigil unchanged. Three additions ride along where Falco consumers already look or
+//! ignore: `uuid` (the name falcosidekick gives an alert's id), `output_fields["vigil.seq"]` and
+//! `output_fields["vigil.detected_time"]` (when the rule engine raised the alert).
 
 use serde_json::Value;
 
@@ -11,6 +12,10 @@ use crate::sinks::record::Record;
 pub(super) fn to_json(record: &Record) -> Value {
     let mut output_fields = record.output_fields.clone();
     output_fields.insert("vigil.seq".into(), record.seq.into());
+    output_fields.insert(
+        "vigil.detected_time".into(),
+        super::detected_timestamp(record).into(),
+    );
     // Obj::set skips empty objects, but Falco always writes `output_fields`; build the map
     // directly so an alert with none still has the key.
     let mut object = Obj::new()
@@ -71,6 +76,10 @@ mod tests {
         );
         assert_eq!(value["output_fields"]["proc.cmdline"], "bash -i");
         assert_eq!(value["output_fields"]["vigil.seq"], 7);
+        assert_eq!(
+            value["output_fields"]["vigil.detected_time"],
+            "2023-11-14T22:13:20.125456789Z"
+        );
         // Context fields are Vigil's, not Falco's: they stay out of the Falco object.
         assert!(value.get("context").is_none());
         assert!(value["output_fields"].get("proc.exepath").is_none());
@@ -83,7 +92,10 @@ mod tests {
         record.output_fields.clear();
         let value = to_json(&record);
         assert_eq!(value["tags"], serde_json::json!([]));
-        assert_eq!(value["output_fields"], serde_json::json!({"vigil.seq": 1}));
+        assert_eq!(
+            value["output_fields"],
+            serde_json::json!({"vigil.seq": 1, "vigil.detected_time": "2023-11-14T22:13:20.125456789Z"})
+        );
     }
 
     #[test]

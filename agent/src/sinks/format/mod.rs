@@ -189,6 +189,16 @@ fn timestamp(record: &Record) -> String {
     }
 }
 
+/// When the rule engine raised the alert, RFC 3339; the event's time for records that did not
+/// note it.
+fn detected_timestamp(record: &Record) -> String {
+    if record.detected_unix_ns == 0 {
+        timestamp(record)
+    } else {
+        crate::output::json::rfc3339(record.detected_unix_ns)
+    }
+}
+
 /// A stable identifier for a rule: `vigil-` and the first 12 hex digits of the SHA-256 of its
 /// name, the same on every host and across restarts, so receivers can group alerts by rule.
 fn rule_uid(rule: &str) -> String {
@@ -375,6 +385,7 @@ pub(crate) mod tests {
             hostname: "node-1".into(),
             time_unix_ns: 1_700_000_060_000_000_000,
             time: "2023-11-14T22:14:20.000000000Z".into(),
+            detected_unix_ns: 1_700_000_060_000_000_000,
             rule: "Vigil heartbeat".into(),
             priority: "Informational".into(),
             output: "22:14:20.000000000: Informational Vigil heartbeat".into(),
