@@ -176,11 +176,22 @@ fn run_prints_falco_alerts_and_replay_reproduces_them() {
         .find(|a| a["output_fields"]["proc.pid"] == pid)
         .expect("replay raised the same alert");
     assert_eq!(same["rule"], alert["rule"]);
-    // Delivery adds the agent's sequence number; replay prints the engine's alert as is.
+    // Delivery adds the agent's sequence number and when the engine raised the alert; replay
+    // prints the engine's alert as is.
     assert!(alert["output_fields"]["vigil.seq"].as_u64().is_some());
     assert!(alert["uuid"].as_str().is_some());
+    let detected = alert["output_fields"]["vigil.detected_time"]
+        .as_str()
+        .expect("detected time")
+        .to_string();
+    assert!(
+        detected.as_str() >= alert["time"].as_str().unwrap_or_default(),
+        "raised ({detected}) before its event ({})",
+        alert["time"]
+    );
     if let Some(fields) = alert["output_fields"].as_object_mut() {
         fields.remove("vigil.seq");
+        fields.remove("vigil.detected_time");
     }
     assert_eq!(same["output_fields"], alert["output_fields"]);
 }

@@ -172,10 +172,11 @@ fn dispatch(command: Command) -> Result<bool> {
             let policy_files: Vec<PathBuf> =
                 delivery.egress.iter().chain(&egress).cloned().collect();
             let policies = load_policies(&policy_files)?;
-            let ruleset = rules.load()?;
+            // The rules are loaded by `run` itself, which loads them again on reloads; still
+            // before anything touches the kernel.
             runtime()?.block_on(cmd::agent::run(
                 agent,
-                ruleset,
+                rules,
                 delivery,
                 policies,
                 policy_files,

@@ -41,8 +41,12 @@ pub struct Metrics {
     pub egress_reported: IntCounterVec,
     /// Egress policies in force.
     pub egress_policies: IntGauge,
-    /// Egress policy reloads, by result (`ok`, `failed`).
+    /// Egress policy reloads, by result (`ok`, `failed`). Kept for existing dashboards;
+    /// [`Metrics::count_reload`] updates it together with `reloads`.
     pub egress_reloads: IntCounterVec,
+    /// Configuration reloads, by what was reloaded (`rules`, `egress`) and outcome (`ok`,
+    /// `failed`).
+    pub reloads: IntCounterVec,
     ready: AtomicBool,
 }
 
@@ -224,6 +228,14 @@ impl Metrics {
             &["result"],
         )?;
         registry.register(Box::new(egress_reloads.clone()))?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "reloads_total",
+                "Configuration reloads, by what was reloaded and outcome",
+            ),
+            &["what", "outcome"],
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
 
         Ok(Metrics {
             registry,
@@ -241,6 +253,7 @@ impl Metrics {
             egress_reported,
             egress_policies,
             egress_reloads,
+            reloads,
             ready: AtomicBool::new(false),
         })
     }
@@ -267,6 +280,23 @@ impl Metrics {
                 counter.inc_by(total - *seen);
                 *seen = total;
             }
+        }
+    }
+
+    /// Records dropped by the kernel side so far, by reason (in [`DROP_REASONS`] order).
+    pub fn kernel_drops_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DROP_REASONS
+            .iter()
+            .copied()
+            .zip(self.kernel_drops.iter().map(IntCounter::get))
+    }
+
+    /// Counts a reload of `what` (`rules` or `egress`) that succeeded or failed.
+    pub fn count_reload(&self, what: &str, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.reloads.with_label_values(&[what, outcome]).inc();
+        if what == "egress" {
+            self.egress_reloads.with_label_values(&[outcome]).inc();
         }
     }
 
@@ -300,6 +330,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reloads_are_counted_by_what_and_outcome() {
+        let metrics = Metrics::new().unwrap();
+        metrics.count_reload("rules", true);
+        metrics.count_reload("rules", false);
+        metrics.count_reload("egress", false);
+        let text = metrics.render();
+        for line in [
+            "vigil_reloads_total{outcome=\"ok\",what=\"rules\"} 1",
+            "vigil_reloads_total{outcome=\"failed\",what=\"rules\"} 1",
+            "vigil_reloads_total{outcome=\"failed\",what=\"egress\"} 1",
+            // The older egress-only metric keeps counting.
+            "vigil_egress_reloads_total{result=\"failed\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        assert!(!text.contains("vigil_egress_reloads_total{result=\"ok\"}"));
+    }
+
+    #[test]
     fn counts_and_renders() {
         let metrics = Metrics::new().unwrap();
         metrics.count_event("openat");
@@ -315,6 +364,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("vigil_kernel_dropped_total{reason=\"ring_buffer_full\"} 5"));
+        assert_eq!(
+            metrics.kernel_drops_by_reason().collect::<Vec<_>>(),
+            [
+                ("ring_buffer_full", 5),
+                ("pending_map_full", 0),
+                ("exec_map_full", 1)
+            ]
+        );
         assert!(!metrics.is_ready());
         metrics.set_ready(true);
         assert!(metrics.is_ready());

@@ -139,6 +139,17 @@ impl Pipeline {
         self.probes.attached()
     }
 
+    /// Changes what the running probes capture (after a rules reload): the syscalls traced
+    /// and whether I/O buffers are copied. Events already in the ring buffer or the channel
+    /// were captured under the previous settings.
+    pub fn set_interest(
+        &mut self,
+        syscalls: impl IntoIterator<Item = crate::events::syscalls::Syscall>,
+        capture_buffers: bool,
+    ) -> Result<(), PipelineError> {
+        Ok(self.probes.set_interest(syscalls, capture_buffers)?)
+    }
+
     /// Stops reading and detaches the probes; returns the reader's error, if it failed.
     pub async fn shutdown(self) -> Result<(), PipelineError> {
         self.poller.abort();

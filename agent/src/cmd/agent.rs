@@ -1,5 +1,8 @@
 //! `vigil trace` and `vigil run`: the probes, the pipeline and the endpoints.
 
+mod reload;
+mod watch;
+
 use std::{
     io::{self, Write},
     net::SocketAddr,
@@ -10,10 +13,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::watch,
-};
+use tokio::signal::unix::{SignalKind, signal};
 use vigil::{
     egress::{
         self,
@@ -27,11 +27,14 @@ use vigil::{
     metrics::Metrics,
     output,
     pipeline::{Pipeline, PipelineConfig},
-    rules::{alert::hostname, engine::Ruleset},
+    rules::alert::hostname,
     server,
     sinks::{config::DeliveryConfig, dispatcher::Dispatcher},
     state::container_meta::RuntimeRoots,
 };
+
+use self::reload::{Reloader, Work};
+use super::rules::RuleArgs;
 
 /// Options of every command that runs the probes.
 #[derive(Args, Clone)]
@@ -104,6 +107,7 @@ pub async fn trace(args: AgentArgs, json: bool) -> Result<()> {
         args,
         TracingOptions::default(),
         metrics,
+        None,
         move |event, more, _| {
             if json {
                 serde_json::to_writer(&mut stdout, &output::json::to_json(event))?;
@@ -121,26 +125,19 @@ pub async fn trace(args: AgentArgs, json: bool) -> Result<()> {
 }
 
 /// `vigil run`: every event through the rules (and egress decisions through the built-in egress
-/// rule), alerts to the configured sinks.
+/// rule), alerts to the configured sinks. The rules (loaded from `rule_args`) and the egress
+/// policies are reloaded on SIGHUP and when their files change.
 pub async fn run(
     args: AgentArgs,
-    ruleset: Ruleset,
+    rule_args: RuleArgs,
     delivery: DeliveryConfig,
     policies: PolicySet,
     policy_files: Vec<PathBuf>,
     egress_pin: bool,
 ) -> Result<()> {
-    let capture_env = ruleset.uses_field("proc.env");
-    let capture_buffers = ruleset.uses_field("evt.buffer");
+    let ruleset = rule_args.load()?;
     // Opt-in syscalls are traced only when a rule can match them.
-    let mut syscalls: Vec<Syscall> = syscalls::default_interest().collect();
-    let needed: Vec<&str> = ruleset.event_types().collect();
-    syscalls.extend(
-        syscalls::OPT_IN
-            .iter()
-            .copied()
-            .filter(|s| needed.contains(&syscalls::spec(*s).name)),
-    );
+    let capture = ruleset.capture();
     let policy_names = PolicyNames::default();
     let egress = if policies.policies.is_empty() && policies.default.is_none() {
         None
@@ -161,26 +158,42 @@ pub async fn run(
         Some(EgressSetup {
             cgroup_root,
             pin: egress_pin,
-            files: policy_files,
+            files: policy_files.clone(),
             compiled,
             names: policy_names.clone(),
         })
     };
     let tracing_options = TracingOptions {
-        capture_env,
-        capture_buffers,
-        syscalls,
+        capture_env: capture.env,
+        capture_buffers: capture.buffers,
+        syscalls: capture.syscalls.clone(),
         rules_loaded: ruleset.len(),
         egress,
     };
     let host = hostname();
     let egress_alerts = EgressAlerts::new(Arc::clone(&host));
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
-    let dispatcher =
-        Arc::new(Dispatcher::start(&delivery, &metrics, host).context("starting alert delivery")?);
+    let mut dispatcher =
+        Dispatcher::start(&delivery, &metrics, host).context("starting alert delivery")?;
+    dispatcher.report_kernel_drops(Arc::clone(&metrics));
+    let dispatcher = Arc::new(dispatcher);
     let sink = Arc::clone(&dispatcher);
+    let (running_rules, mut rules) = tokio::sync::watch::channel(Arc::new(ruleset));
+    let mut ruleset = Arc::clone(&rules.borrow_and_update());
+    let reloader = Reloader::start(
+        rule_args,
+        running_rules,
+        capture,
+        Arc::clone(&dispatcher),
+        policy_files,
+    );
     let mut alerts = Vec::new();
-    let outcome = run_agent(args, tracing_options, metrics, move |event, _, metrics| {
+    let consume = move |event: &Enriched, _: bool, metrics: &Metrics| {
+        // A reload puts the new rules in between two events, on this same task: each event is
+        // evaluated by exactly one set, the old or the new.
+        if rules.has_changed().unwrap_or(false) {
+            ruleset = Arc::clone(&rules.borrow_and_update());
+        }
         alerts.clear();
         ruleset.evaluate(event, &mut alerts);
         if let Some(alert) = egress_alerts.alert(event, |policy| policy_names.get(policy)) {
@@ -202,8 +215,8 @@ pub async fn run(
             sink.submit_alert(alert, event);
         }
         Ok(())
-    })
-    .await;
+    };
+    let outcome = run_agent(args, tracing_options, metrics, Some(reloader), consume).await;
     // Intake has stopped and the probes are detached: now drain the sinks.
     match Arc::try_unwrap(dispatcher) {
         Ok(dispatcher) => dispatcher.shutdown().await,
@@ -213,18 +226,20 @@ pub async fn run(
 }
 
 /// Starts the endpoint and the pipeline, hands every event to `consume` (with whether more are
-/// ready right now), and stops cleanly on SIGINT or SIGTERM.
+/// ready right now), reloads what `reloader` reloads on SIGHUP and file changes, and stops
+/// cleanly on SIGINT or SIGTERM.
 async fn run_agent(
     args: AgentArgs,
     options: TracingOptions,
     metrics: Arc<Metrics>,
+    mut reloader: Option<Reloader>,
     mut consume: impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
 ) -> Result<()> {
     metrics.rules_loaded.set(options.rules_loaded as i64);
     let listener = server::bind(args.metrics_addr)
         .await
         .with_context(|| format!("binding the metrics endpoint to {}", args.metrics_addr))?;
-    let (stop_server, mut server_stopped) = watch::channel(false);
+    let (stop_server, mut server_stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(server::serve(listener, Arc::clone(&metrics), async move {
         let _ = server_stopped.changed().await;
     }));
@@ -274,7 +289,15 @@ async fn run_agent(
         tokio::select! {
             _ = sigterm.recv() => break Ok("SIGTERM"),
             _ = sigint.recv() => break Ok("SIGINT"),
-            _ = sighup.recv() => reload(egress_control.as_mut(), &metrics),
+            _ = sighup.recv() => match reloader.as_mut() {
+                Some(reloader) => reloader.on_signal(egress_control.as_mut(), &metrics),
+                None => tracing::info!("SIGHUP: nothing to reload"),
+            },
+            work = next_work(&mut reloader) => {
+                if let Some(reloader) = reloader.as_mut() {
+                    reloader.handle(work, &mut pipeline, egress_control.as_mut(), &metrics);
+                }
+            }
             event = pipeline.next() => {
                 let Some(event) = event else { break Ok("reader stopped") };
                 match deliver(&mut pipeline, &mut consume, &metrics, egress_control.as_mut(), event) {
@@ -295,22 +318,11 @@ async fn run_agent(
     reader.context("the ring buffer reader failed")
 }
 
-/// SIGHUP: reloads what can be reloaded; a failed reload keeps what runs.
-fn reload(egress: Option<&mut EgressControl>, metrics: &Metrics) {
-    let Some(egress) = egress else {
-        tracing::info!("SIGHUP: nothing to reload (no egress policies)");
-        return;
-    };
-    match egress.reload() {
-        Ok(policies) => {
-            metrics.egress_policies.set(policies as i64);
-            metrics.egress_reloads.with_label_values(&["ok"]).inc();
-            tracing::info!(policies, "egress policies reloaded");
-        }
-        Err(error) => {
-            metrics.egress_reloads.with_label_values(&["failed"]).inc();
-            tracing::error!(%error, "egress policy reload failed; the running policies stay");
-        }
+/// The reloader's next work; never, without one (`vigil trace`).
+async fn next_work(reloader: &mut Option<Reloader>) -> Work {
+    match reloader {
+        Some(reloader) => reloader.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use vigil::rules::{
     engine::{Report, Ruleset, Selection},
-    loader::Priority,
+    loader::{Diagnostic, Priority},
 };
 
 /// Which rules to load and run.
@@ -78,6 +78,72 @@ impl RuleArgs {
             "rules loaded"
         );
         Ok(ruleset)
+    }
+}
+
+/// Rules loaded again while the agent runs, ready to be put in force.
+pub struct Reloaded {
+    /// The compiled rules.
+    pub ruleset: Ruleset,
+    /// Errors left out under `--allow-rule-errors` (one line each, located).
+    pub tolerated: Vec<String>,
+}
+
+impl RuleArgs {
+    /// Loads the rules again for a reload, logging every problem with its location. Any error
+    /// refuses the new set (the running rules stay, and the errors, one line each, are
+    /// returned), unless `--allow-rule-errors` was given: then, as at start, the valid rules
+    /// run. A set with no rule to run is always refused.
+    pub fn reload(&self) -> Result<Reloaded, Vec<String>> {
+        let (ruleset, report) = Ruleset::load(&self.paths, &self.selection());
+        for warning in &report.warnings {
+            tracing::warn!(
+                file = %warning.file,
+                line = warning.line,
+                column = warning.column,
+                code = warning.code,
+                "rules reload: {}",
+                warning.message
+            );
+        }
+        for error in &report.errors {
+            tracing::error!(
+                file = %error.file,
+                line = error.line,
+                column = error.column,
+                code = error.code,
+                item = error.item.as_deref().unwrap_or_default(),
+                snippet = %error.snippet,
+                "rules reload: {}",
+                error.message
+            );
+        }
+        let errors: Vec<String> = report.errors.iter().map(one_line).collect();
+        if !errors.is_empty() && !self.allow_rule_errors {
+            return Err(errors);
+        }
+        if ruleset.is_empty() {
+            let mut errors = errors;
+            errors.push(format!(
+                "no rule to run in {:?} (check --rules, --min-priority and the enable/disable options)",
+                self.paths
+            ));
+            return Err(errors);
+        }
+        Ok(Reloaded {
+            ruleset,
+            tolerated: errors,
+        })
+    }
+}
+
+/// A diagnostic on one line: `file:line:column: error CODE: message (in item)`, without the
+/// snippet (which the log carries), so it reads well as a field of an alert record.
+pub fn one_line(diagnostic: &Diagnostic) -> String {
+    let text = diagnostic.to_string();
+    match text.split_once('\n') {
+        Some((first, _)) => first.to_string(),
+        None => text,
     }
 }
 

@@ -148,6 +148,8 @@ pub struct Probes {
     ebpf: Ebpf,
     attached: Vec<&'static str>,
     egress_attached: bool,
+    /// What `SYSCALL_INTEREST` holds, by syscall number (empty before the first write).
+    interest: Vec<SyscallRecipe>,
 }
 
 impl Probes {
@@ -192,6 +194,7 @@ impl Probes {
             ebpf,
             attached: Vec::new(),
             egress_attached: false,
+            interest: Vec::new(),
         };
         probes.set_interest(options.syscalls.iter().copied(), options.capture_buffers)?;
         probes.attach_all(&tracefs)?;
@@ -247,6 +250,10 @@ impl Probes {
 
     /// Captures exactly `wanted` (clone and clone3 are always kept: the fork program needs their
     /// flags to tell threads from processes). Syscalls this architecture lacks are skipped.
+    ///
+    /// May be called again while the programs run (a rules reload): only the entries that
+    /// change are written, so a syscall traced before and after is never seen switched off or
+    /// half-written in between.
     pub fn set_interest(
         &mut self,
         wanted: impl IntoIterator<Item = Syscall>,
@@ -268,11 +275,15 @@ impl Probes {
                 .ok_or_else(|| missing_map("SYSCALL_INTEREST"))?,
         )
         .map_err(map_error("SYSCALL_INTEREST"))?;
-        for (nr, recipe) in recipes.into_iter().enumerate() {
+        for (nr, recipe) in recipes.iter().enumerate() {
+            if self.interest.get(nr) == Some(recipe) {
+                continue;
+            }
             interest
-                .set(nr as u32, recipe, 0)
+                .set(nr as u32, *recipe, 0)
                 .map_err(map_error("SYSCALL_INTEREST"))?;
         }
+        self.interest = recipes;
         Ok(())
     }
 

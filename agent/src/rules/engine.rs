@@ -17,7 +17,11 @@ use super::{
     loader::{self, Diagnostic, LoadResult, Priority, Rule, Severity, Source},
     output::{OutputFormat, clock_time},
 };
-use crate::{enrich::Enriched, events::syscalls, output::json::rfc3339};
+use crate::{
+    enrich::Enriched,
+    events::syscalls::{self, Syscall},
+    output::json::rfc3339,
+};
 
 /// Which loaded rules run.
 #[derive(Clone, Debug)]
@@ -77,6 +81,18 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.errors.is_empty()
     }
+}
+
+/// What the kernel side and the state must capture for a rule set to see what it can match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capture {
+    /// Syscalls to trace: the default ones, plus the opt-in ones (costly, such as `recvfrom`)
+    /// only when a rule can match them.
+    pub syscalls: Vec<Syscall>,
+    /// Some rule reads `proc.env`: process environments are kept.
+    pub env: bool,
+    /// Some rule reads `evt.buffer`: the first bytes of I/O buffers are copied.
+    pub buffers: bool,
 }
 
 struct CompiledRule {
@@ -271,6 +287,23 @@ impl Ruleset {
         found
     }
 
+    /// What must be captured for these rules: the syscalls to trace and the optional state.
+    pub fn capture(&self) -> Capture {
+        let needed: Vec<&str> = self.event_types().collect();
+        let mut syscalls: Vec<Syscall> = syscalls::default_interest().collect();
+        syscalls.extend(
+            syscalls::OPT_IN
+                .iter()
+                .copied()
+                .filter(|s| needed.contains(&syscalls::spec(*s).name)),
+        );
+        Capture {
+            syscalls,
+            env: self.uses_field("proc.env"),
+            buffers: self.uses_field("evt.buffer"),
+        }
+    }
+
     /// The event types at least one running rule can match.
     pub fn event_types(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.by_type
@@ -388,6 +421,38 @@ mod tests {
             }
             assert_eq!(report.rules + report.errors.len(), defined, "{file}");
         }
+    }
+
+    fn ruleset_of(text: &str) -> Ruleset {
+        let sources = [Source {
+            name: "test.yaml".into(),
+            text: text.into(),
+        }];
+        let (ruleset, report) = Ruleset::compile(&loader::load(&sources), &Selection::default());
+        assert!(report.ok(), "{:?}", report.errors);
+        ruleset
+    }
+
+    #[test]
+    fn capture_adds_opt_in_syscalls_and_state_only_when_a_rule_needs_them() {
+        let plain = ruleset_of(
+            "- rule: Opens\n  desc: d\n  condition: evt.type = openat\n  output: o %fd.name\n  priority: INFO\n",
+        )
+        .capture();
+        assert_eq!(
+            plain.syscalls,
+            syscalls::default_interest().collect::<Vec<_>>()
+        );
+        assert!(!plain.env && !plain.buffers);
+        assert!(!plain.syscalls.contains(&Syscall::Recvfrom));
+
+        let costly = ruleset_of(
+            "- rule: Receives\n  desc: d\n  condition: evt.type = recvfrom and evt.buffer contains x\n  output: o %proc.env\n  priority: INFO\n",
+        )
+        .capture();
+        assert!(costly.syscalls.contains(&Syscall::Recvfrom));
+        assert!(costly.env && costly.buffers);
+        assert_ne!(plain, costly);
     }
 
     #[test]

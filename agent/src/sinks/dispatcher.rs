@@ -186,6 +186,34 @@ impl Dispatcher {
         self.shared.fan_out(&record, false);
     }
 
+    /// Queues one of the agent's own records about itself (kind `agent_health`, source
+    /// `vigil`) for every sink: like the other agent records it passes every filter, since it
+    /// describes the agent that produces the alerts. Never blocks on a sink.
+    pub fn submit_health(&self, notice: AgentNotice) {
+        self.shared.submit_agent(AgentRecord {
+            kind: RecordKind::AgentHealth,
+            rule: notice.rule,
+            priority: notice.priority,
+            tag: notice.tag,
+            text: notice.text,
+            fields: notice.fields,
+        });
+    }
+
+    /// Makes the kernel side's losses visible downstream: from now on, at most once a second, a
+    /// `Vigil kernel events dropped` record reports how many records the kernel could not
+    /// deliver since the previous one (as `metrics` counts them from the `DROPS` map). Without
+    /// it a ring buffer flood shows only in `vigil_kernel_dropped_total`, which a SIEM does not
+    /// scrape.
+    pub fn report_kernel_drops(&mut self, metrics: Arc<Metrics>) {
+        let phase = self.phase.subscribe();
+        self.helpers.push(tokio::spawn(kernel_drops(
+            Arc::clone(&self.shared),
+            metrics,
+            phase,
+        )));
+    }
+
     /// The sequence number of the latest record.
     pub fn last_seq(&self) -> u64 {
         self.shared.identity().last_seq()
@@ -409,6 +437,21 @@ impl SinkFilter {
     }
 }
 
+/// One of the agent's own records about itself, for [`Dispatcher::submit_health`].
+#[derive(Clone, Debug)]
+pub struct AgentNotice {
+    /// The record's rule name, e.g. `Vigil configuration reloaded`.
+    pub rule: &'static str,
+    /// How much attention it deserves.
+    pub priority: Priority,
+    /// The tag after `vigil`: `health` for problems, `lifecycle` for changes of the agent.
+    pub tag: &'static str,
+    /// The output text after the time and priority.
+    pub text: String,
+    /// Output fields (`vigil.*`); `vigil.version` is added.
+    pub fields: Map<String, Value>,
+}
+
 /// One of the agent's own records before it is numbered.
 struct AgentRecord {
     kind: RecordKind,
@@ -471,6 +514,78 @@ async fn heartbeat(shared: Arc<Shared>, interval: Duration, mut phase: watch::Re
         });
         if let Err(error) = shared.identity().touch() {
             tracing::warn!(%error, "recording the heartbeat time failed");
+        }
+    }
+}
+
+/// Kernel drop totals already reported, by reason (in [`crate::probes::DROP_REASONS`] order).
+#[derive(Default)]
+struct KernelDrops {
+    reported: Vec<u64>,
+}
+
+impl KernelDrops {
+    /// The record to send for the drops counted since the previous call, if any.
+    fn record(
+        &mut self,
+        totals: impl IntoIterator<Item = (&'static str, u64)>,
+    ) -> Option<AgentRecord> {
+        let totals: Vec<(&'static str, u64)> = totals.into_iter().collect();
+        self.reported.resize(totals.len(), 0);
+        let mut dropped = 0;
+        let mut reasons = Vec::new();
+        for ((reason, total), reported) in totals.iter().zip(&mut self.reported) {
+            if *total > *reported {
+                dropped += *total - *reported;
+                reasons.push(*reason);
+                *reported = *total;
+            }
+        }
+        if dropped == 0 {
+            return None;
+        }
+        let dropped_total: u64 = totals.iter().map(|(_, total)| total).sum();
+        // Usually one reason; several in the same second are listed together rather than sent
+        // as several records, so there is at most one record a second.
+        let reason = reasons.join(",");
+        let mut fields = Map::new();
+        fields.insert("vigil.dropped".into(), dropped.into());
+        fields.insert("vigil.dropped_total".into(), dropped_total.into());
+        fields.insert("vigil.reason".into(), reason.clone().into());
+        Some(AgentRecord {
+            kind: RecordKind::AgentHealth,
+            rule: "Vigil kernel events dropped",
+            priority: Priority::Critical,
+            tag: "health",
+            text: format!(
+                "Vigil lost kernel events: the kernel side could not deliver them, so no rule saw them (dropped={dropped} dropped_total={dropped_total} reason={reason})"
+            ),
+            fields,
+        })
+    }
+}
+
+async fn kernel_drops(
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    mut phase: watch::Receiver<Phase>,
+) {
+    let mut drops = KernelDrops::default();
+    let mut ticker = tokio::time::interval(HOUSEKEEPING);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            changed = phase.changed() => if changed.is_err() { return },
+        }
+        if let Some(record) = drops.record(metrics.kernel_drops_by_reason()) {
+            tracing::error!(
+                dropped = %record.fields["vigil.dropped"],
+                dropped_total = %record.fields["vigil.dropped_total"],
+                reason = %record.fields["vigil.reason"],
+                "kernel events dropped: rules did not see them"
+            );
+            shared.submit_agent(record);
         }
     }
 }
@@ -540,5 +655,83 @@ async fn health(shared: Arc<Shared>, mut events: mpsc::Receiver<HealthEvent>) {
             text,
             fields,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_drops_are_reported_as_increases_since_the_last_record() {
+        let mut drops = KernelDrops::default();
+        let reasons = |totals: [u64; 3]| {
+            ["ring_buffer_full", "pending_map_full", "exec_map_full"]
+                .into_iter()
+                .zip(totals)
+        };
+        assert!(drops.record(reasons([0, 0, 0])).is_none());
+        let first = drops.record(reasons([7, 0, 0])).expect("a record");
+        assert_eq!(first.rule, "Vigil kernel events dropped");
+        assert_eq!(first.priority, Priority::Critical);
+        assert_eq!(first.tag, "health");
+        assert_eq!(first.kind, RecordKind::AgentHealth);
+        assert_eq!(first.fields["vigil.dropped"], 7);
+        assert_eq!(first.fields["vigil.dropped_total"], 7);
+        assert_eq!(first.fields["vigil.reason"], "ring_buffer_full");
+        // Nothing new: no record.
+        assert!(drops.record(reasons([7, 0, 0])).is_none());
+        let second = drops.record(reasons([10, 0, 2])).expect("a record");
+        assert_eq!(second.fields["vigil.dropped"], 5);
+        assert_eq!(second.fields["vigil.dropped_total"], 12);
+        assert_eq!(
+            second.fields["vigil.reason"],
+            "ring_buffer_full,exec_map_full"
+        );
+        assert!(
+            second.text.contains("dropped=5 dropped_total=12"),
+            "{}",
+            second.text
+        );
+    }
+
+    #[tokio::test]
+    async fn health_notices_reach_every_sink_as_agent_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("alerts.jsonl");
+        let yaml = format!(
+            "sinks:\n  - type: file\n    name: audit\n    path: {}\n    rules: [Some rule]\nheartbeat_interval: off\n",
+            file.display()
+        );
+        let config =
+            DeliveryConfig::parse(&yaml, std::path::Path::new("test.yaml")).expect("config");
+        let metrics = Metrics::new().expect("metrics");
+        let dispatcher =
+            Dispatcher::start(&config, &metrics, Arc::from("test-host")).expect("dispatcher");
+        let mut fields = Map::new();
+        fields.insert("vigil.reload".into(), "rules".into());
+        dispatcher.submit_health(AgentNotice {
+            rule: "Vigil configuration reload failed",
+            priority: Priority::Error,
+            tag: "health",
+            text: "Vigil could not reload its configuration".into(),
+            fields,
+        });
+        dispatcher.shutdown().await;
+        let text = std::fs::read_to_string(&file).expect("file sink output");
+        let records: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("JSON"))
+            .collect();
+        // Passes the sink's rule filter, like every agent record.
+        let notice = records
+            .iter()
+            .find(|r| r["rule"] == "Vigil configuration reload failed")
+            .unwrap_or_else(|| panic!("{records:?}"));
+        assert_eq!(notice["priority"], "Error");
+        assert_eq!(notice["source"], "vigil");
+        assert_eq!(notice["tags"], json!(["vigil", "health"]));
+        assert_eq!(notice["output_fields"]["vigil.reload"], "rules");
+        assert!(notice["output_fields"]["vigil.version"].is_string());
     }
 }
