@@ -4,14 +4,19 @@
 use std::process::Command;
 
 use serde_json::Value;
+use vigil::chaos::container;
 use vigil_integration_tests::{Scratch, require_root, vigil_binary};
 
-/// Tactics run in CI: a spread across the catalog that stays within a minute.
+/// Tactics run in CI: a spread across the catalog that stays within a minute. With
+/// `container-escape` (and a container scenario each in `credential-access` and `execution`)
+/// the stand-in containers run too: cgroups named like docker scopes with docker state the
+/// agent reads through `--host-root`.
 const TACTICS: &[&str] = &[
     "credential-access",
     "persistence",
     "defense-evasion",
     "execution",
+    "container-escape",
 ];
 
 #[test]
@@ -62,6 +67,30 @@ fn chaos_detects_every_selected_scenario_and_reports_latencies() {
     let (faults, scenarios): (Vec<&Value>, Vec<&Value>) =
         scenarios.iter().partition(|s| s["kind"] == "fault");
     assert!(scenarios.len() >= 8, "{} scenarios", scenarios.len());
+    let containers = scenarios
+        .iter()
+        .filter(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("container-"))
+        })
+        .count();
+    assert!(containers >= 6, "{containers} container scenarios");
+    // Every stand-in container was cleaned up: none is left whose chaos run has ended (those of
+    // chaos runs still going are theirs).
+    let slice = vigil_integration_tests::cgroup2_root().join(container::SLICE);
+    let leftovers: Vec<String> = std::fs::read_dir(&slice)
+        .map(|dir| {
+            dir.flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| {
+                    container::creator_pid(name)
+                        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
     let figure = |name: &str, key: &str| {
         faults
             .iter()
@@ -75,6 +104,23 @@ fn chaos_detects_every_selected_scenario_and_reports_latencies() {
     // An outage loses nothing and the backlog arrives once the sink is back.
     assert_eq!(figure("sink-outage", "alerts_lost"), 0.0);
     assert!(figure("sink-outage", "backlog_delivered_ms") < 10_000.0);
+    // The sinkholed C2 name: the connection is refused in the kernel and the alert names it.
+    assert_eq!(figure("dns-sinkhole", "names_c2_domain"), 1.0);
+    assert_eq!(figure("dns-sinkhole", "connection_blocked"), 1.0);
+    assert!(figure("dns-sinkhole", "dns_answers") >= 1.0);
+    // An expired sink certificate is reported while the alert waits, and nothing is lost.
+    assert!(figure("tls-certificate-expired", "failure_alerted_ms") > 0.0);
+    assert_eq!(figure("tls-certificate-expired", "alerts_lost"), 0.0);
+    // Every kernel drop of the flood is reported downstream, and detection recovers.
+    let drops = figure("ring-buffer-flood", "kernel_drops");
+    assert!(drops > 0.0);
+    assert!(figure("ring-buffer-flood", "drops_alerted") >= drops);
+    assert!(figure("ring-buffer-flood", "recovery_ms") < 10_000.0);
+    // A reload in the middle of a repeated attack misses none of the repetitions.
+    assert_eq!(
+        figure("rules-reload-during-attack", "detected"),
+        figure("rules-reload-during-attack", "repetitions")
+    );
     for scenario in scenarios {
         assert!(TACTICS.contains(&scenario["tactic"].as_str().unwrap_or_default()));
         assert_eq!(scenario["kind"], "attack");
@@ -88,6 +134,17 @@ fn chaos_detects_every_selected_scenario_and_reports_latencies() {
         assert!(p50 > 0.0 && p50 < 5_000.0, "{scenario}");
         assert!(latency["p95"].as_f64() >= Some(p50));
         assert!(latency["max"].as_f64() >= latency["p95"].as_f64());
+        // The alert leaves the rule engine before it reaches the sinks, both of them.
+        let engine = scenario["engine_latency_ms"]["p50"]
+            .as_f64()
+            .expect("engine p50");
+        assert!(engine > 0.0 && engine <= p50, "{scenario}");
+        assert!(
+            scenario["sink_latency_ms"]["chaos-tls"]["p50"]
+                .as_f64()
+                .is_some_and(|tls| tls >= engine),
+            "{scenario}"
+        );
         assert!(
             scenario["fired"]
                 .as_array()

@@ -8,14 +8,22 @@
 //!   real paths, but inside a private mount namespace where the directory is an overlay whose
 //!   upper layer is in the sandbox (`overlaid!`): the rules see the real path, the real file
 //!   never changes, and the namespace ends with the script;
-//! - network traffic only goes to a listener the script starts on 127.0.0.1, which exits by
-//!   itself within seconds;
+//! - network traffic only goes to a listener the script starts on 127.0.0.1, or on the loopback
+//!   interface of a network namespace of the script's own that has no other interface, which
+//!   exits by itself within seconds;
 //! - kernel-facing calls are made so that the kernel refuses or ignores them (an empty module
 //!   image, an empty `bpf` attribute block, a sysctl file opened but never written);
 //! - where only a command line matters to a rule and the real tool could do damage or is
-//!   rarely installed (`systemctl stop`, `nc -e`), `/bin/true` under that name plays it.
+//!   rarely installed (`systemctl stop`, `nc -e`), `/bin/true` under that name plays it;
+//! - containers are played by a cgroup named like a docker scope plus docker state files
+//!   ([`container`]); the scenario's cleanup kills whatever is left in the cgroup and removes
+//!   it, and what a container would see differently from the host (a tmpfs over `/run` or
+//!   `/dev`, an overlay root, an API address) is made in a mount or network namespace of the
+//!   script's own.
 //!
 //! Every process ends by itself within about 5 s.
+
+use super::container::{self, container_prologue, in_container, join_container};
 
 /// What a scenario exercises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -764,13 +772,294 @@ wait
         ),
         cleanup: "",
     },
+    // --- container escape and container workloads ---------------------------------------------
+    // Each plays a container with a cgroup named like a docker scope and docker state files
+    // (`chaos::container`): the prologue creates them and the shell joins the cgroup, so the
+    // action runs "in the container" while nothing is isolated; the cleanup kills whatever is
+    // left in the cgroup and removes it. Set-up the action needs (a private mount or network
+    // namespace) happens before joining, on the host side, as a runtime would prepare it.
+
+    // `nsenter -t <host pid>` is how an escape with a shared PID namespace reaches the host. The
+    // target is a sleep started before joining, so the namespaces joined are the ones the
+    // script already has.
+    Attack {
+        name: "container-nsenter-host",
+        tactic: "container-escape",
+        technique: "T1611",
+        expected_rules: &["Host Namespace Joined From Container"],
+        script: concat!(
+            container_prologue!("true"),
+            "sleep 5 &\nhost_process=$!\n",
+            join_container!(),
+            r#"nsenter --target "$host_process" --mount --uts --ipc --net -- /bin/true
+kill "$host_process"
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // A user namespace with root mapped: full capabilities inside it, the usual first step of
+    // the release_agent escape. Nothing is mounted (the propagation is left alone).
+    Attack {
+        name: "container-unshare-user-namespace",
+        tactic: "container-escape",
+        technique: "T1611",
+        expected_rules: &["Namespace Created Inside Container"],
+        script: in_container!(
+            "false",
+            "unshare --user --map-root-user --mount --propagation unchanged /bin/true\n"
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // Mounting the host's disk from a privileged container. The target directory does not
+    // exist: the kernel refuses the call (ENOENT) before it looks at the device or the file
+    // system type.
+    Attack {
+        name: "container-mount-host-disk",
+        tactic: "container-escape",
+        technique: "T1611",
+        expected_rules: &["Mount Performed Inside Container"],
+        script: in_container!(
+            "true",
+            r#""$PYTHON" -c 'import ctypes, os, sys
+MS_RDONLY = 1
+ctypes.CDLL(None, use_errno=True).mount(b"/dev/sda1", os.fsencode(sys.argv[1]), b"ext4", MS_RDONLY, None)' "${SANDBOX:?}/host-disk"
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // An empty module image: the kernel refuses it; nothing loads.
+    Attack {
+        name: "container-kernel-module",
+        tactic: "container-escape",
+        technique: "T1611",
+        expected_rules: &["Kernel Module Load From Container"],
+        script: in_container!(
+            "true",
+            r#""$PYTHON" -c 'import ctypes; ctypes.CDLL(None, use_errno=True).init_module(b"", 0, b"")'
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // A container with the Docker socket mounted asks the API for its containers. The "daemon"
+    // is a listener on a private tmpfs over /run, in a mount namespace of the script's own: the
+    // real socket, if any, is never reached.
+    Attack {
+        name: "container-docker-socket",
+        tactic: "container-escape",
+        technique: "T1610",
+        expected_rules: &["Container Runtime Socket Used From Container"],
+        script: concat!(
+            container_prologue!("false"),
+            r#"cat > "${SANDBOX:?}/docker-api.py" <<'VIGIL_DOCKER_API'
+import socket, sys
+server = socket.socket(socket.AF_UNIX)
+server.bind(sys.argv[1])
+server.listen(1)
+server.settimeout(5)
+try:
+    conn, _ = server.accept()
+    conn.settimeout(2)
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n[]\n")
+    conn.close()
+except OSError:
+    pass
+VIGIL_DOCKER_API
+cat > "${SANDBOX:?}/docker-client.py" <<'VIGIL_DOCKER_CLIENT'
+import socket, sys
+api = socket.socket(socket.AF_UNIX)
+api.settimeout(3)
+api.connect(sys.argv[1])
+api.sendall(b"GET /containers/json HTTP/1.0\r\n\r\n")
+api.recv(65536)
+VIGIL_DOCKER_CLIENT
+exec unshare --mount --propagation private /bin/sh -ec 'mount -t tmpfs vigil-chaos /run
+[ -L /var/run ] || mount -t tmpfs vigil-chaos /var/run
+"$PYTHON" "${SANDBOX:?}/docker-api.py" /var/run/docker.sock &
+i=0
+while [ ! -S /var/run/docker.sock ] && [ "$i" -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+"#,
+            join_container!(),
+            r#""$PYTHON" "${SANDBOX:?}/docker-client.py" /var/run/docker.sock
+wait'
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // Reading the first sector of the host's disk from a privileged container. /dev/sda is a
+    // file on a private tmpfs over /dev, in a mount namespace of the script's own.
+    Attack {
+        name: "container-raw-disk-read",
+        tactic: "container-escape",
+        technique: "T1006",
+        expected_rules: &["Block Device Opened In Container"],
+        script: concat!(
+            container_prologue!("true"),
+            r#"exec unshare --mount --propagation private /bin/sh -ec 'mount -t tmpfs vigil-chaos /dev
+printf "vigil-chaos stand-in disk\n" > /dev/sda
+"#,
+            join_container!(),
+            r#"dd if=/dev/sda of="${SANDBOX:?}/sector" bs=512 count=1'
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // debugfs edits the host's file system through its disk; /bin/true under that name plays
+    // it, in a container whose docker state says privileged.
+    Attack {
+        name: "container-debugfs-privileged",
+        tactic: "container-escape",
+        technique: "T1611",
+        expected_rules: &["Debugfs Run In Privileged Container"],
+        script: in_container!(
+            "true",
+            r#"cp /bin/true "${SANDBOX:?}/debugfs"
+"${SANDBOX:?}/debugfs" -w /dev/sda1
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // Opened for writing and closed without a write: the kernel's crash handler is unchanged.
+    Attack {
+        name: "container-core-pattern",
+        tactic: "container-escape",
+        technique: "T1611",
+        expected_rules: &["Kernel Helper Path Hijacked"],
+        script: in_container!(
+            "true",
+            r#""$PYTHON" -c 'import os; os.close(os.open("/proc/sys/kernel/core_pattern", os.O_WRONLY))'
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // The write step of CVE-2022-0492 from a container, against files in the sandbox: a real
+    // hierarchy's release_agent is shared by the whole host.
+    Attack {
+        name: "container-release-agent",
+        tactic: "container-escape",
+        technique: "T1611",
+        expected_rules: &["Cgroup Release Agent Written"],
+        script: in_container!(
+            "true",
+            r#"mkdir -p "${SANDBOX:?}/cgroup/x"
+echo 1 > "${SANDBOX:?}/cgroup/x/notify_on_release"
+echo "${SANDBOX:?}/payload.sh" > "${SANDBOX:?}/cgroup/release_agent"
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // A packet socket for protocol 0 receives nothing until bound to a protocol; it is closed
+    // at once.
+    Attack {
+        name: "container-packet-sniffer",
+        tactic: "credential-access",
+        technique: "T1040",
+        expected_rules: &["Packet Socket Opened In Container"],
+        script: in_container!(
+            "false",
+            r#""$PYTHON" -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0).close()'
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // `docker exec -it`: a shell with a terminal whose parent is the runtime. A copy of the
+    // shell named runc plays the runtime, a pseudo-terminal from Python the console.
+    Attack {
+        name: "container-interactive-shell",
+        tactic: "execution",
+        technique: "T1609",
+        expected_rules: &["Interactive Shell In Container"],
+        script: in_container!(
+            "false",
+            r#"cp /bin/sh "${SANDBOX:?}/runc"
+"$PYTHON" -c 'import os, sys
+pid, console = os.forkpty()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "-c", "sh -c \"sleep 0.2; true\"; true"])
+try:
+    while os.read(console, 4096):
+        pass
+except OSError:
+    pass
+os.waitpid(pid, 0)' "${SANDBOX:?}/runc"
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // A tool dropped into a running container and run. The container's root is an overlay
+    // whose lower layer is the host's root and whose upper layer is in the sandbox, made the
+    // root of a mount namespace of the script's own with pivot_root (so the process's
+    // executable path is /tmp/.implant, as in a real container); the host's files never
+    // change. The implant is sleep, so it is still running when the agent inspects it.
+    Attack {
+        name: "container-drift-binary",
+        tactic: "command-and-control",
+        technique: "T1105",
+        expected_rules: &["Binary Not From Image Executed In Container"],
+        script: concat!(
+            container_prologue!("false"),
+            r#"mkdir -p "${SANDBOX:?}/upper" "${SANDBOX:?}/work" "${SANDBOX:?}/rootfs"
+exec unshare --mount --propagation private /bin/sh -ec 'mount -t overlay vigil-chaos -o "lowerdir=/,upperdir=${SANDBOX:?}/upper,workdir=${SANDBOX:?}/work" "${SANDBOX:?}/rootfs"
+mkdir "${SANDBOX:?}/rootfs/.host"
+"#,
+            join_container!(),
+            r#"cd "${SANDBOX:?}/rootfs"
+pivot_root . .host
+cd /
+cp /bin/sleep /tmp/.implant
+exec /tmp/.implant 0.5'
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
+    // A compromised pod enumerating the cluster. The API service address lives on the loopback
+    // interface of a network namespace of the script's own, which has no other interface: the
+    // connection cannot leave it.
+    Attack {
+        name: "container-kubernetes-api",
+        tactic: "discovery",
+        technique: "T1613",
+        expected_rules: &["Kubernetes API Contacted From Container"],
+        script: concat!(
+            container_prologue!("false"),
+            r#"cat > "${SANDBOX:?}/api-server.py" <<'VIGIL_API_SERVER'
+import os, socket, sys
+address, ready = sys.argv[1], sys.argv[2]
+server = socket.socket()
+server.bind((address, 443))
+server.listen(1)
+open(ready, "w").close()
+server.settimeout(5)
+try:
+    conn, _ = server.accept()
+    conn.close()
+except OSError:
+    pass
+VIGIL_API_SERVER
+cat > "${SANDBOX:?}/api-client.py" <<'VIGIL_API_CLIENT'
+import socket, sys
+socket.create_connection((sys.argv[1], 443), 3).close()
+VIGIL_API_CLIENT
+exec unshare --net /bin/sh -ec 'ip link set lo up
+ip addr add 10.96.0.1/32 dev lo
+"$PYTHON" "${SANDBOX:?}/api-server.py" 10.96.0.1 "${SANDBOX:?}/api-ready" &
+i=0
+while [ ! -e "${SANDBOX:?}/api-ready" ] && [ "$i" -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+"#,
+            join_container!(),
+            r#""$PYTHON" "${SANDBOX:?}/api-client.py" 10.96.0.1
+wait'
+"#
+        ),
+        cleanup: container::CLEANUP,
+    },
 ];
 
 #[cfg(test)]
 mod tests {
     use std::{collections::HashSet, path::PathBuf};
 
-    use super::ATTACKS;
+    use super::{ATTACKS, container};
     use crate::rules::engine::{Ruleset, Selection};
 
     fn is_kebab_case(text: &str) -> bool {
@@ -841,10 +1130,27 @@ mod tests {
         let ipv4 = regex::Regex::new(r"\b\d{1,3}(\.\d{1,3}){3}\b").expect("pattern");
         let url = regex::Regex::new(r"[a-z]+://\[?([^/:\]\s]+)").expect("pattern");
         let loopback = ["127.0.0.1", "localhost", "::1"];
+        // Other addresses only on the loopback interface of a network namespace of the
+        // script's own (`unshare --net` has nothing but lo).
+        let private_lo = regex::Regex::new(r"ip addr add ([0-9.]+)/32 dev lo\b").expect("pattern");
         for attack in ATTACKS {
             for text in [attack.script, attack.cleanup] {
+                let private: Vec<&str> = if text.contains("unshare --net") {
+                    private_lo
+                        .captures_iter(text)
+                        .filter_map(|c| c.get(1))
+                        .map(|m| m.as_str())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 for address in ipv4.find_iter(text) {
-                    assert_eq!(address.as_str(), "127.0.0.1", "{}", attack.name);
+                    assert!(
+                        address.as_str() == "127.0.0.1" || private.contains(&address.as_str()),
+                        "{}: {}",
+                        attack.name,
+                        address.as_str()
+                    );
                 }
                 for host in url.captures_iter(text) {
                     assert!(
@@ -869,6 +1175,41 @@ mod tests {
                         assert!(loopback.contains(&host), "{}: {word}", attack.name);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn container_scenarios_clean_up_and_guard_their_paths() {
+        let bare = regex::Regex::new(
+            r"\$(SANDBOX|CONTAINER_CGROUP|CONTAINER_STATE|CGROUP2|scope|state)\b|\$\{(SANDBOX|CONTAINER_CGROUP|CONTAINER_STATE|CGROUP2|scope|state)\}",
+        )
+        .expect("pattern");
+        let containers: Vec<_> = ATTACKS
+            .iter()
+            .filter(|a| a.script.contains("vigil-chaos.slice"))
+            .collect();
+        assert!(
+            containers.len() >= 6,
+            "{} container scenarios",
+            containers.len()
+        );
+        let escapes = containers
+            .iter()
+            .filter(|a| a.tactic == "container-escape")
+            .count();
+        assert!(escapes >= 6, "{escapes} container escapes");
+        for attack in containers {
+            assert_eq!(attack.cleanup, container::CLEANUP, "{}", attack.name);
+            assert!(attack.script.contains("/cgroup.procs"), "{}", attack.name);
+            // A directory variable that is unset must abort the script, never become "/".
+            for text in [attack.script, attack.cleanup] {
+                assert!(
+                    bare.find(text).is_none(),
+                    "{}: unguarded {:?}",
+                    attack.name,
+                    bare.find(text).map(|m| m.as_str())
+                );
             }
         }
     }

@@ -7,8 +7,11 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod certs;
+pub mod container;
 pub mod faults;
 pub mod progress;
 pub mod receiver;
 pub mod report;
 pub mod runner;
+pub mod sinkhole;

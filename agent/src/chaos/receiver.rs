@@ -1,5 +1,6 @@
-//! Where `vigil chaos` receives the alerts it measures: a webhook endpoint on loopback that
-//! timestamps every Falco-format alert as it arrives.
+//! Where `vigil chaos` receives the alerts it measures: webhook endpoints on loopback (plain
+//! HTTP, and HTTPS with a certificate a fault can swap) that timestamp every Falco-format alert
+//! as it arrives.
 
 use std::{
     net::SocketAddr,
@@ -9,9 +10,18 @@ use std::{
     },
 };
 
-use axum::{Router, body::Bytes, extract::State, http::StatusCode};
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    serve::Listener,
+};
+use rustls::ServerConfig;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
 use crate::clock::now_unix_ns;
 
@@ -43,6 +53,36 @@ struct Shared {
     alerts: Mutex<Vec<Received>>,
     /// While set, every request is answered 503 and nothing is recorded (a sink outage).
     down: AtomicBool,
+    /// Close every connection after its response, so each delivery makes a new TLS handshake
+    /// and sees the certificate presented at that moment.
+    close_connections: bool,
+}
+
+/// HTTPS connections; a client that refuses the certificate fails its handshake and the
+/// listener goes on accepting.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 impl Drop for AlertReceiver {
@@ -54,14 +94,43 @@ impl Drop for AlertReceiver {
 impl AlertReceiver {
     /// Listens on `addr` (port 0 for any free port).
     pub async fn bind(addr: SocketAddr) -> std::io::Result<AlertReceiver> {
+        AlertReceiver::serve(addr, None).await
+    }
+
+    /// Listens with HTTPS on a free loopback port, presenting what `tls` resolves.
+    pub async fn bind_tls(tls: Arc<ServerConfig>) -> std::io::Result<AlertReceiver> {
+        AlertReceiver::serve(SocketAddr::from(([127, 0, 0, 1], 0)), Some(tls)).await
+    }
+
+    async fn serve(
+        addr: SocketAddr,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> std::io::Result<AlertReceiver> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Shared::default());
+        let state = Arc::new(Shared {
+            close_connections: tls.is_some(),
+            ..Shared::default()
+        });
         let app = Router::new()
             .fallback(receive)
             .with_state(Arc::clone(&state));
         let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
+            let served = match tls {
+                None => axum::serve(listener, app).await,
+                Some(tls) => {
+                    let acceptor = TlsAcceptor::from(tls);
+                    axum::serve(
+                        TlsListener {
+                            tcp: listener,
+                            acceptor,
+                        },
+                        app,
+                    )
+                    .await
+                }
+            };
+            if let Err(error) = served {
                 tracing::error!(%error, "the chaos alert receiver stopped");
             }
         });
@@ -74,7 +143,12 @@ impl AlertReceiver {
 
     /// The URL agents post to.
     pub fn url(&self) -> String {
-        format!("http://{}/alerts", self.addr)
+        let scheme = if self.state.close_connections {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/alerts", self.addr)
     }
 
     /// Every alert received so far.
@@ -100,12 +174,23 @@ fn unix_ns(time: &Value) -> Option<i64> {
         .and_then(|time| time.timestamp_nanos_opt())
 }
 
-async fn receive(State(state): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+async fn receive(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
+    let status = record(&state, &body);
+    let mut response = status.into_response();
+    if state.close_connections {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn record(state: &Shared, body: &[u8]) -> StatusCode {
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     let arrived_unix_ns = now_unix_ns();
-    let text = String::from_utf8_lossy(&body);
+    let text = String::from_utf8_lossy(body);
     let mut parsed = Vec::new();
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
         let Ok(alert) = serde_json::from_str::<Value>(line) else {

@@ -19,6 +19,8 @@ pub struct Run {
     pub event_ms: Option<f64>,
     /// From the action's start to the alert leaving the agent's rule engine, milliseconds.
     pub engine_ms: Option<f64>,
+    /// From the action's start to the alert's arrival at each other sink, milliseconds.
+    pub sinks_ms: Vec<(String, f64)>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -59,6 +61,10 @@ pub struct ScenarioReport {
     pub event_latency_ms: Latency,
     /// Action start to the alert leaving the rule engine.
     pub engine_latency_ms: Latency,
+    /// Action start to delivery at each further sink (the agent chaos starts also delivers
+    /// over TLS, as sink `chaos-tls`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sink_latency_ms: BTreeMap<String, Latency>,
     /// A fault's own figures (`blind_window_ms`, `alerts_lost`, ...).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub figures: BTreeMap<String, f64>,
@@ -115,6 +121,10 @@ impl ScenarioReport {
         let delivered: Vec<f64> = runs.iter().filter_map(|r| r.delivery_ms).collect();
         let events: Vec<f64> = runs.iter().filter_map(|r| r.event_ms).collect();
         let engine: Vec<f64> = runs.iter().filter_map(|r| r.engine_ms).collect();
+        let mut by_sink: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for (sink, ms) in runs.iter().flat_map(|r| &r.sinks_ms) {
+            by_sink.entry(sink.clone()).or_default().push(*ms);
+        }
         let detections = runs.iter().filter(|r| r.rule.is_some()).count();
         let mut fired: Vec<String> = runs.iter().filter_map(|r| r.rule.clone()).collect();
         fired.sort();
@@ -132,6 +142,10 @@ impl ScenarioReport {
             latency_ms: latency(&delivered),
             event_latency_ms: latency(&events),
             engine_latency_ms: latency(&engine),
+            sink_latency_ms: by_sink
+                .into_iter()
+                .map(|(sink, samples)| (sink, latency(&samples)))
+                .collect(),
             figures: BTreeMap::new(),
         }
     }
@@ -334,6 +348,9 @@ mod tests {
             delivery_ms: ms,
             event_ms: ms.map(|m| m / 2.0),
             engine_ms: ms.map(|m| m * 0.75),
+            sinks_ms: ms
+                .map(|m| vec![("tls".to_string(), m + 1.0)])
+                .unwrap_or_default(),
         }
     }
 
@@ -390,5 +407,6 @@ mod tests {
         assert!(text.contains("vigil_chaos_missed_total{scenario=\"b\"} 1"));
         assert!(text.contains("vigil_chaos_engine_latency_seconds_count{scenario=\"a\"} 1"));
         assert_eq!(json["scenarios"][0]["engine_latency_ms"]["max"], 22.5);
+        assert_eq!(json["scenarios"][0]["sink_latency_ms"]["tls"]["max"], 31.0);
     }
 }

@@ -15,8 +15,9 @@ use std::{
 use tokio::process::Command;
 
 use super::{
-    agent::ManagedAgent,
+    agent::{ChaosSinks, ManagedAgent},
     catalog::{Attack, Kind},
+    certs::{CertError, ChaosTls},
     faults::{self, Fault},
     progress::Progress,
     receiver::{AlertReceiver, Received},
@@ -46,6 +47,9 @@ pub enum ChaosError {
     /// The agent did not become ready.
     #[error("the agent did not become ready within {0:?}; its log: {1}")]
     AgentNotReady(Duration, String),
+    /// The throwaway certificates could not be made.
+    #[error(transparent)]
+    Certificates(#[from] CertError),
     /// Interrupted (SIGINT); cleanups ran.
     #[error("interrupted; the scenario in progress was cleaned up")]
     Interrupted,
@@ -120,12 +124,30 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
     let receiver = AlertReceiver::bind(listen)
         .await
         .map_err(io("listening for alerts"))?;
+    // The agent chaos starts also delivers to a TLS receiver, whose certificate a fault
+    // swaps for an expired one.
+    let mut tls = None;
     let mut agent = match &options.agent {
         AgentUnderTest::Start { binary, rules } => {
-            Some(ManagedAgent::start(binary, rules, &receiver.url(), &workdir.0).await?)
+            let certificates = ChaosTls::generate()?;
+            let tls_receiver = AlertReceiver::bind_tls(Arc::clone(&certificates.server))
+                .await
+                .map_err(io("listening for alerts over TLS"))?;
+            let sinks = ChaosSinks {
+                webhook: &receiver.url(),
+                tls_webhook: &tls_receiver.url(),
+                ca_pem: &certificates.ca_pem,
+            };
+            let agent = ManagedAgent::start(binary, rules, &sinks, &workdir.0).await?;
+            tls = Some((certificates, tls_receiver));
+            Some(agent)
         }
         AgentUnderTest::Running { .. } => None,
     };
+    let other_sinks: Vec<(&str, &AlertReceiver)> = tls
+        .iter()
+        .map(|(_, tls_receiver)| ("chaos-tls", tls_receiver))
+        .collect();
 
     // Alerts before this index belong to earlier runs.
     let mut watermark = 0usize;
@@ -148,7 +170,14 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
                 break 'attacks;
             }
             progress.running(attack.name);
-            let run = run_attack(attack, &workdir.0, &receiver, watermark, options.timeout).await?;
+            let run = run_attack(
+                attack,
+                &workdir.0,
+                (&receiver, &other_sinks),
+                watermark,
+                options.timeout,
+            )
+            .await?;
             // Whatever this run raised, including late duplicates, is not the next run's.
             tokio::time::sleep(SETTLE).await;
             watermark = receiver.received().len();
@@ -177,8 +206,35 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
                 break;
             }
             progress.running(fault.name);
-            let outcome = match fault.name {
-                "agent-killed" => faults::agent_killed(agent, &receiver, options.timeout).await?,
+            let outcome = match (fault.name, &tls) {
+                ("agent-killed", _) => {
+                    faults::agent_killed(agent, &receiver, options.timeout).await?
+                }
+                ("ring-buffer-flood", _) => {
+                    faults::ring_buffer_flood(agent, &receiver, &workdir.0, options.timeout).await?
+                }
+                ("rules-reload-during-attack", _) => {
+                    faults::rules_reload_during_attack(
+                        agent,
+                        &receiver,
+                        &workdir.0,
+                        options.timeout,
+                    )
+                    .await?
+                }
+                ("dns-sinkhole", _) => {
+                    faults::dns_sinkhole(&receiver, &workdir.0, options.timeout).await?
+                }
+                ("tls-certificate-expired", Some((certificates, tls_receiver))) => {
+                    faults::tls_certificate_expired(
+                        &receiver,
+                        tls_receiver,
+                        &certificates.certificate,
+                        &workdir.0,
+                        options.timeout,
+                    )
+                    .await?
+                }
                 _ => faults::sink_outage(&receiver, &workdir.0, fault, options.timeout).await?,
             };
             let figures: Vec<String> = outcome
@@ -203,6 +259,7 @@ pub async fn run(options: &ChaosOptions) -> Result<Outcome, ChaosError> {
                 delivery_ms: outcome.latency_ms,
                 event_ms: None,
                 engine_ms: None,
+                sinks_ms: Vec::new(),
             };
             let mut report = ScenarioReport::new(
                 fault.name,
@@ -248,13 +305,16 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         .create(path)
 }
 
+/// Runs one attack and waits for its alert at `receivers.0` (alerts from index `watermark` on),
+/// then for the same alert at each of the other sinks' receivers.
 async fn run_attack(
     attack: &Attack,
     workdir: &Path,
-    receiver: &AlertReceiver,
+    receivers: (&AlertReceiver, &[(&str, &AlertReceiver)]),
     watermark: usize,
     timeout: Duration,
 ) -> Result<Run, ChaosError> {
+    let (receiver, others) = receivers;
     let sandbox = workdir.join(format!("{}-{}", attack.name, now_unix_ns()));
     create_private_dir(&sandbox).map_err(|source| ChaosError::Io {
         what: format!("creating the sandbox {}", sandbox.display()),
@@ -277,7 +337,9 @@ async fn run_attack(
                     .is_some_and(|time| time >= started - CLOCK_SLACK_NS)
         });
         if let Some(alert) = found {
-            return Ok(detected(alert, started));
+            let mut run = detected(alert, started);
+            run.sinks_ms = delivered_elsewhere(alert, others, started, timeout).await;
+            return Ok(run);
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(Run {
@@ -285,10 +347,44 @@ async fn run_attack(
                 delivery_ms: None,
                 event_ms: None,
                 engine_ms: None,
+                sinks_ms: Vec::new(),
             });
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// When the alert arrived at each of the other sinks (those it did not reach in time are left
+/// out), milliseconds from `started`.
+async fn delivered_elsewhere(
+    alert: &Received,
+    others: &[(&str, &AlertReceiver)],
+    started: i64,
+    timeout: Duration,
+) -> Vec<(String, f64)> {
+    let Some(id) = alert.alert["uuid"].as_str() else {
+        return Vec::new();
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut arrivals = Vec::new();
+    for (sink, receiver) in others {
+        loop {
+            let arrived = receiver
+                .received()
+                .into_iter()
+                .find(|other| other.alert["uuid"].as_str() == Some(id));
+            if let Some(other) = arrived {
+                let ms = (other.arrived_unix_ns - started).max(0) as f64 / 1e6;
+                arrivals.push(((*sink).to_string(), ms));
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    arrivals
 }
 
 fn detected(alert: &Received, started: i64) -> Run {
@@ -298,6 +394,7 @@ fn detected(alert: &Received, started: i64) -> Run {
         delivery_ms: Some(ms(alert.arrived_unix_ns)),
         event_ms: alert.event_unix_ns.map(ms),
         engine_ms: alert.detected_unix_ns.map(ms),
+        sinks_ms: Vec::new(),
     }
 }
 

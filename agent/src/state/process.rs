@@ -237,7 +237,7 @@ impl ProcessTable {
                 fds: FdTable::default(),
             }
         });
-        refresh_from_task(entry, task, cgroups);
+        refresh_from_task(entry, task, cgroups, proc_root);
         entry
     }
 
@@ -308,13 +308,27 @@ impl ProcessTable {
     }
 }
 
-fn refresh_from_task(entry: &mut ProcessEntry, task: &Task, cgroups: &mut CgroupResolver) {
+fn refresh_from_task(
+    entry: &mut ProcessEntry,
+    task: &Task,
+    cgroups: &mut CgroupResolver,
+    proc_root: &Path,
+) {
     let info = &entry.info;
+    // The resolver rate-limits its walks of the cgroup tree, so the lookup made when the process
+    // entered its cgroup may have missed. Without a retry the process (and every child it forks
+    // later, which inherit its facts) would stay "on the host" for the rest of its life.
+    // Retrying costs a map lookup while the resolver's own limits hold.
+    let retried =
+        (info.cgroup_path.is_none() && task.cgroup_id != 0 && info.cgroup_id == task.cgroup_id)
+            .then(|| cgroups.resolve(task.cgroup_id))
+            .flatten();
     let stale = info.uid != task.uid
         || info.gid != task.gid
         || info.comm != task.comm
         || info.cgroup_id != task.cgroup_id
-        || (task.ppid != 0 && info.ppid != task.ppid);
+        || (task.ppid != 0 && info.ppid != task.ppid)
+        || retried.is_some();
     if !stale {
         return;
     }
@@ -329,9 +343,33 @@ fn refresh_from_task(entry: &mut ProcessEntry, task: &Task, cgroups: &mut Cgroup
     }
     if info.cgroup_id != task.cgroup_id {
         info.cgroup_id = task.cgroup_id;
-        info.cgroup_path = cgroups.resolve(task.cgroup_id);
+        info.cgroup_path = cgroups
+            .resolve(task.cgroup_id)
+            .or_else(|| cgroup_from_procfs(proc_root, task.pid, task.cgroup_id, cgroups));
         info.container = info.cgroup_path.as_deref().and_then(container_from_cgroup);
+    } else if let Some(path) = retried {
+        info.container = container_from_cgroup(&path);
+        info.cgroup_path = Some(path);
     }
+}
+
+/// The path of cgroup `id` as `/proc/<pid>/cgroup` names it, when the process is still in that
+/// cgroup: what the agent needs when a rate-limited walk could not answer for a process that
+/// just moved (a container's first process). One small read per move, never per event.
+fn cgroup_from_procfs(
+    proc_root: &Path,
+    pid: u32,
+    id: u64,
+    cgroups: &mut CgroupResolver,
+) -> Option<Arc<str>> {
+    let path = procfs::read_cgroup_path(proc_root, pid)?;
+    // The process may have moved again since the event: only a path that is still this
+    // cgroup's directory is an answer.
+    if cgroups.id_of(&path) != Some(id) {
+        return None;
+    }
+    cgroups.insert(id, &path);
+    cgroups.resolve(id)
 }
 
 /// Reads what only /proc knows about the running image: the executable's times and, when rules
@@ -440,6 +478,102 @@ mod tests {
         assert_eq!(table.len(), 8);
         assert!(table.peek(199).is_some());
         assert!(table.peek(100).is_none());
+    }
+
+    /// A cgroup mount with one docker scope, created after the resolver's only allowed walk,
+    /// and a procfs root; returns (mount, procfs, resolver, scope id, scope path).
+    fn late_container() -> (
+        tempfile::TempDir,
+        tempfile::TempDir,
+        CgroupResolver,
+        u64,
+        String,
+    ) {
+        use std::os::unix::fs::MetadataExt as _;
+        let mount = tempfile::tempdir().unwrap();
+        let procfs = tempfile::tempdir().unwrap();
+        // Walks at most once a minute, misses forgotten at once: the state right after some
+        // other cgroup's lookup used the walk.
+        let mut cgroups = CgroupResolver::with_limits(
+            mount.path().to_path_buf(),
+            std::time::Duration::from_secs(60),
+            std::time::Duration::ZERO,
+            1000,
+        );
+        let root = std::fs::metadata(mount.path()).unwrap().ino();
+        assert_eq!(cgroups.resolve(root).as_deref(), Some("/"));
+        let path = format!("/vigil.slice/docker-{}.scope", "ab".repeat(32));
+        let dir = mount.path().join(&path[1..]);
+        std::fs::create_dir_all(&dir).unwrap();
+        let id = std::fs::metadata(&dir).unwrap().ino();
+        (mount, procfs, cgroups, id, path)
+    }
+
+    fn in_cgroup(mut task: Task, id: u64) -> Task {
+        task.cgroup_id = id;
+        task
+    }
+
+    #[test]
+    fn first_event_in_a_new_cgroup_resolves_despite_the_rate_limit() {
+        let (_mount, procfs, mut cgroups, id, path) = late_container();
+        let root = cgroups.id_of("/").unwrap();
+        let mut table = ProcessTable::new(procfs.path(), NonZeroUsize::new(16).unwrap());
+        let shell = task(42, 1, "sh");
+        table.entry(&in_cgroup(shell.clone(), root), &mut cgroups);
+        // `echo $$ > cgroup.procs`: the next event comes from the new cgroup, which no walk
+        // has seen and none is allowed to look for; /proc says where the process is.
+        std::fs::create_dir_all(procfs.path().join("42")).unwrap();
+        std::fs::write(procfs.path().join("42/cgroup"), format!("0::{path}\n")).unwrap();
+        let info = table
+            .entry(&in_cgroup(shell.clone(), id), &mut cgroups)
+            .info
+            .clone();
+        assert_eq!(info.cgroup_path.as_deref(), Some(path.as_str()));
+        assert_eq!(
+            info.container.as_ref().map(|c| c.short_id()),
+            Some("abababababab")
+        );
+        assert_eq!(cgroups.scan_count(), 1, "no walk was needed");
+        // Children forked later inherit the container.
+        table.fork(&in_cgroup(shell, id), 43, 42, &mut cgroups);
+        assert!(table.peek(43).unwrap().container.is_some());
+    }
+
+    #[test]
+    fn a_missed_cgroup_lookup_is_retried_on_later_events() {
+        let (_mount, procfs, mut cgroups, id, path) = late_container();
+        let mut table = ProcessTable::new(procfs.path(), NonZeroUsize::new(16).unwrap());
+        // Neither a walk nor /proc can answer (the process is not in this procfs).
+        let shell = in_cgroup(task(42, 1, "sh"), id);
+        let first = table.entry(&shell, &mut cgroups).info.clone();
+        assert_eq!(first.container, None);
+        // Another process of the container teaches the resolver the path.
+        std::fs::create_dir_all(procfs.path().join("50")).unwrap();
+        std::fs::write(procfs.path().join("50/cgroup"), format!("0::{path}\n")).unwrap();
+        table.entry(&in_cgroup(task(50, 1, "sh"), id), &mut cgroups);
+        // The first process is in the container from its next event on, and stays there.
+        for _ in 0..2 {
+            let info = table.entry(&shell, &mut cgroups).info.clone();
+            assert_eq!(info.cgroup_path.as_deref(), Some(path.as_str()));
+            assert!(info.container.is_some());
+        }
+        assert_eq!(cgroups.scan_count(), 1);
+    }
+
+    #[test]
+    fn a_process_that_moved_again_is_not_given_a_stale_path() {
+        let (_mount, procfs, mut cgroups, id, _path) = late_container();
+        let mut table = ProcessTable::new(procfs.path(), NonZeroUsize::new(16).unwrap());
+        // By the time the event is handled the process is back in the root cgroup.
+        std::fs::create_dir_all(procfs.path().join("42")).unwrap();
+        std::fs::write(procfs.path().join("42/cgroup"), "0::/\n").unwrap();
+        let info = table
+            .entry(&in_cgroup(task(42, 1, "sh"), id), &mut cgroups)
+            .info
+            .clone();
+        assert_eq!(info.cgroup_path, None);
+        assert_eq!(info.container, None);
     }
 
     #[test]

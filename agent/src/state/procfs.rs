@@ -501,6 +501,17 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcSnapshot, ProcfsEr
     })
 }
 
+/// The cgroup v2 path of process `pid` (the `0::` line of `/proc/<pid>/cgroup`), relative to
+/// the cgroup2 mount as the reader's cgroup namespace sees it; `None` when the process is gone
+/// or has no v2 line.
+pub fn read_cgroup_path(proc_root: &Path, pid: u32) -> Option<String> {
+    let bytes = PidDir::open(proc_root, pid)
+        .ok()?
+        .read_optional("cgroup")
+        .ok()??;
+    parse_cgroup_v2(&lossy(&bytes))
+}
+
 /// Lists the pids (numeric directories) under `proc_root`, ascending.
 pub fn list_pids(proc_root: &Path) -> Result<Vec<u32>, ProcfsError> {
     let io_err = |source| ProcfsError::Io {
