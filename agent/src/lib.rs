@@ -7,6 +7,7 @@
 
 pub mod chaos;
 pub mod clock;
+pub mod config;
 pub mod egress;
 pub mod enrich;
 pub mod events;

@@ -5,11 +5,15 @@ mod cmd;
 use std::{io, path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-use cmd::{agent::AgentArgs, rules::RuleArgs};
-use vigil::{egress::policy::PolicySet, sinks::config::DeliveryConfig};
+use cmd::{
+    agent::AgentArgs,
+    config::{ConfigCommand, DeliveryArgs},
+    rules::RuleArgs,
+};
+use vigil::{config::FileConfig, egress::policy::PolicySet, sinks::config::DeliveryConfig};
 
 #[derive(Parser)]
 #[command(name = "vigil", version, about = "eBPF runtime security agent")]
@@ -20,7 +24,7 @@ struct Cli {
     #[arg(long, global = true, env = "VIGIL_LOG", default_value = "info")]
     log: String,
     /// Log line format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "VIGIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
@@ -58,17 +62,30 @@ enum Command {
         agent: AgentArgs,
         #[command(flatten)]
         rules: RuleArgs,
-        /// Delivery configuration (YAML: sinks, spool_dir, heartbeat_interval). Without it,
-        /// alerts go to stdout as Falco JSON lines.
+        #[command(flatten)]
+        delivery: DeliveryArgs,
+        /// Configuration file (YAML: agent, rules, egress, sinks, spool; `vigil config
+        /// default` prints one). Flags and VIGIL_* variables override what it says. Without
+        /// it, alerts go to stdout as Falco JSON lines.
         #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// Egress allowlist file or directory (repeatable; after those the config file names).
-        #[arg(long = "egress", value_name = "PATH")]
+        #[arg(
+            long = "egress",
+            env = "VIGIL_EGRESS",
+            value_delimiter = ',',
+            value_name = "PATH"
+        )]
         egress: Vec<PathBuf>,
         /// Pin the egress programs in bpffs so enforcement outlives the agent (until the next
         /// agent takes over, or `vigil egress unpin`).
-        #[arg(long)]
+        #[arg(long, env = "VIGIL_EGRESS_PIN")]
         egress_pin: bool,
+    },
+    /// Check a configuration file, or print the default one.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Perform attacker behaviours safely and measure how fast the agent detects them.
     Chaos(cmd::chaos::ChaosArgs),
@@ -98,12 +115,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches tell which settings were given by flag or variable, so a configuration file
+    // fills in only the others.
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     if let Err(error) = init_logging(&cli.log, cli.log_format) {
         eprintln!("vigil: {error:#}");
         return ExitCode::FAILURE;
     }
-    match dispatch(cli.command) {
+    let run_matches = matches.subcommand_matches("run");
+    match dispatch(cli.command, run_matches) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
@@ -114,8 +138,9 @@ fn main() -> ExitCode {
 }
 
 /// Runs a command; `Ok(false)` means it ran but found a problem (invalid rules).
-fn dispatch(command: Command) -> Result<bool> {
+fn dispatch(command: Command, run_matches: Option<&clap::ArgMatches>) -> Result<bool> {
     match command {
+        Command::Config { command } => cmd::config::run(command),
         Command::Rules { command } => cmd::rules::run(command),
         Command::Fields { json } => match cmd::fields::run(json) {
             // `vigil fields | head` closing the pipe early is not an error.
@@ -158,17 +183,25 @@ fn dispatch(command: Command) -> Result<bool> {
             }
         },
         Command::Run {
-            agent,
-            rules,
+            mut agent,
+            mut rules,
+            delivery: delivery_args,
             config,
             egress,
-            egress_pin,
+            mut egress_pin,
         } => {
             // Configuration, rules and policies are checked before anything touches the kernel.
-            let delivery = match &config {
-                Some(path) => DeliveryConfig::load(path)?,
+            let mut delivery = match &config {
+                Some(path) => {
+                    let file = FileConfig::load(path)?;
+                    if let Some(matches) = run_matches {
+                        cmd::config::apply(&file, matches, &mut agent, &mut rules, &mut egress_pin);
+                    }
+                    file.delivery
+                }
                 None => DeliveryConfig::stdout_only(),
             };
+            delivery_args.apply(&mut delivery);
             let policy_files: Vec<PathBuf> =
                 delivery.egress.iter().chain(&egress).cloned().collect();
             let policies = load_policies(&policy_files)?;

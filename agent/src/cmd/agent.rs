@@ -40,16 +40,17 @@ use super::rules::RuleArgs;
 #[derive(Args, Clone)]
 pub struct AgentArgs {
     /// Address of the /metrics, /healthz and /readyz endpoint.
-    #[arg(long, default_value = "127.0.0.1:9376")]
+    #[arg(long, env = "VIGIL_METRICS_ADDR", default_value = "127.0.0.1:9376")]
     pub metrics_addr: SocketAddr,
     /// Ring buffer size in bytes (rounded up to a power of two).
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "VIGIL_RING_BUFFER_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(4096..=1 << 30))]
     pub ring_buffer_bytes: u32,
     /// Most processes kept in the process table.
-    #[arg(long, default_value = "65536")]
+    #[arg(long, env = "VIGIL_MAX_PROCESSES", default_value = "65536")]
     pub max_processes: NonZeroUsize,
     /// Also report the agent's own syscalls.
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_INCLUDE_SELF")]
     pub include_self: bool,
     /// Where the host's filesystem is mounted when the agent runs in a container (e.g.
     /// `/host`): container runtimes' state is read below it.
@@ -236,6 +237,11 @@ async fn run_agent(
     mut consume: impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
 ) -> Result<()> {
     metrics.rules_loaded.set(options.rules_loaded as i64);
+    // Signals are taken over before anything starts: a SIGTERM during start-up (or right after
+    // "vigil is running") then stops the agent cleanly instead of killing it outright.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let listener = server::bind(args.metrics_addr)
         .await
         .with_context(|| format!("binding the metrics endpoint to {}", args.metrics_addr))?;
@@ -282,9 +288,6 @@ async fn run_agent(
     };
     tracing::info!(programs = ?pipeline.attached(), "vigil is running");
 
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let outcome = loop {
         tokio::select! {
             _ = sigterm.recv() => break Ok("SIGTERM"),

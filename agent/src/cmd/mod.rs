@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod chaos;
+pub mod config;
 pub mod fields;
 pub mod replay;
 pub mod rules;

@@ -14,25 +14,41 @@ use vigil::rules::{
 pub struct RuleArgs {
     /// Rules file or directory of *.yaml files; repeat to load several, later ones override
     /// earlier ones.
-    #[arg(long = "rules", value_name = "PATH", default_value = "rules")]
+    #[arg(
+        long = "rules",
+        env = "VIGIL_RULES",
+        value_delimiter = ',',
+        value_name = "PATH",
+        default_value = "rules"
+    )]
     pub paths: Vec<PathBuf>,
     /// Only run rules of this priority or more severe (emergency .. debug).
-    #[arg(long, default_value = "debug", value_parser = parse_priority)]
+    #[arg(long, env = "VIGIL_MIN_PRIORITY", default_value = "debug", value_parser = parse_priority)]
     pub min_priority: Priority,
     /// Switch a rule off by name (repeatable).
-    #[arg(long, value_name = "RULE")]
+    #[arg(long, env = "VIGIL_DISABLE_RULE", value_name = "RULE")]
     pub disable_rule: Vec<String>,
     /// Switch off every rule with this tag (repeatable).
-    #[arg(long, value_name = "TAG")]
+    #[arg(
+        long,
+        env = "VIGIL_DISABLE_TAGS",
+        value_delimiter = ',',
+        value_name = "TAG"
+    )]
     pub disable_tag: Vec<String>,
     /// Switch a rule on by name, even if its file disables it (repeatable).
-    #[arg(long, value_name = "RULE")]
+    #[arg(long, env = "VIGIL_ENABLE_RULE", value_name = "RULE")]
     pub enable_rule: Vec<String>,
     /// Switch on every rule with this tag (repeatable).
-    #[arg(long, value_name = "TAG")]
+    #[arg(
+        long,
+        env = "VIGIL_ENABLE_TAGS",
+        value_delimiter = ',',
+        value_name = "TAG"
+    )]
     pub enable_tag: Vec<String>,
     /// Start with the valid rules even when some rules have errors (they are logged).
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_ALLOW_RULE_ERRORS")]
     pub allow_rule_errors: bool,
 }
 

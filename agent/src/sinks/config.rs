@@ -268,7 +268,16 @@ impl DeliveryConfig {
 
     /// Parses and validates configuration text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<DeliveryConfig, ConfigError> {
-        let raw: RawConfig = serde_norway::from_str(text).map_err(|error| {
+        DeliveryConfig::parse_file(text, path).map(|(delivery, _)| delivery)
+    }
+
+    /// Parses a whole configuration file: the delivery section, and the agent's settings as
+    /// written (validated by [`crate::config`]).
+    pub(crate) fn parse_file(
+        text: &str,
+        path: &Path,
+    ) -> Result<(DeliveryConfig, crate::config::RawSettings), ConfigError> {
+        let mut raw: RawConfig = serde_norway::from_str(text).map_err(|error| {
             let (line, column) = error
                 .location()
                 .map_or((0, 0), |at| (at.line(), at.column()));
@@ -279,7 +288,12 @@ impl DeliveryConfig {
                 message: strip_location(&error.to_string()),
             }
         })?;
-        raw.validate(path)
+        let settings = crate::config::RawSettings {
+            agent: raw.agent.take(),
+            rules: raw.rules.take(),
+            egress_pin: raw.egress_pin.take(),
+        };
+        Ok((raw.validate(path)?, settings))
     }
 }
 
@@ -328,6 +342,14 @@ fn strip_location(message: &str) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// The agent's own settings (see [`crate::config`]); read here so that one parse of the
+    /// file reports every misspelt key with its line and column.
+    #[serde(default)]
+    agent: Option<crate::config::RawAgent>,
+    #[serde(default)]
+    rules: Option<crate::config::RawRules>,
+    #[serde(default)]
+    egress_pin: Option<bool>,
     #[serde(default)]
     sinks: Option<Vec<RawSink>>,
     #[serde(default)]
@@ -495,7 +517,7 @@ impl<'de> Deserialize<'de> for RawFsync {
 }
 
 /// A priority name, case-insensitive (`warning`, `WARNING`, `info`).
-struct RawPriority(Priority);
+pub(crate) struct RawPriority(pub(crate) Priority);
 
 impl<'de> Deserialize<'de> for RawPriority {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -613,9 +635,20 @@ impl RawConfig {
             path: path.to_path_buf(),
             message,
         };
-        let raw_sinks = self
-            .sinks
-            .ok_or_else(|| invalid("`sinks` is missing: name at least one sink".into()))?;
+        // Without `sinks`, alerts go to stdout as without a configuration file.
+        let Some(raw_sinks) = self.sinks else {
+            let defaults = DeliveryConfig::stdout_only();
+            return Ok(DeliveryConfig {
+                spool_dir: self.spool_dir,
+                fsync: self.fsync.map_or(defaults.fsync, |f| f.0),
+                heartbeat_interval: self
+                    .heartbeat_interval
+                    .unwrap_or(defaults.heartbeat_interval),
+                drain_timeout: self.drain_timeout.unwrap_or(defaults.drain_timeout),
+                egress: self.egress,
+                ..defaults
+            });
+        };
         if raw_sinks.is_empty() {
             return Err(invalid("`sinks` is empty: name at least one sink".into()));
         }
