@@ -17,6 +17,7 @@ pub mod output;
 pub mod pipeline;
 pub mod probes;
 pub mod rules;
+pub mod selfwatch;
 pub mod server;
 pub mod sinks;
 pub mod state;

@@ -28,6 +28,7 @@ use vigil::{
     output,
     pipeline::{Pipeline, PipelineConfig},
     rules::alert::hostname,
+    selfwatch::SelfWatch,
     server,
     sinks::{config::DeliveryConfig, dispatcher::Dispatcher},
     state::container_meta::RuntimeRoots,
@@ -189,6 +190,7 @@ pub async fn run(
         policy_files,
     );
     let mut alerts = Vec::new();
+    let self_watch = SelfWatch::new(std::process::id());
     let consume = move |event: &Enriched, _: bool, metrics: &Metrics| {
         // A reload puts the new rules in between two events, on this same task: each event is
         // evaluated by exactly one set, the old or the new.
@@ -214,6 +216,10 @@ pub async fn run(
         for alert in &alerts {
             metrics.alerts.with_label_values(&[alert.priority]).inc();
             sink.submit_alert(alert, event);
+        }
+        if let Some(notice) = self_watch.check(event) {
+            tracing::warn!(rule = notice.rule, "{}", notice.text);
+            sink.submit_health(notice);
         }
         Ok(())
     };

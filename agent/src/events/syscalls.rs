@@ -64,6 +64,9 @@ pub enum Syscall {
     Clone3,
     Userfaultfd,
     Recvfrom,
+    Kill,
+    Tkill,
+    Tgkill,
 }
 
 /// Where a parameter's value comes from in a syscall record.
@@ -830,6 +833,37 @@ pub static SYSCALLS: &[SyscallSpec] = &[
             p("addr", S::SockAddr, K::SockAddr),
         ],
     },
+    SyscallSpec {
+        syscall: Syscall::Kill,
+        name: "kill",
+        capture: Capture::ARGS,
+        params: &[
+            RES,
+            p("pid", S::Arg(0), K::Pid),
+            p("sig", S::Arg(1), K::Int),
+        ],
+    },
+    SyscallSpec {
+        syscall: Syscall::Tkill,
+        name: "tkill",
+        capture: Capture::ARGS,
+        params: &[
+            RES,
+            p("tid", S::Arg(0), K::Pid),
+            p("sig", S::Arg(1), K::Int),
+        ],
+    },
+    SyscallSpec {
+        syscall: Syscall::Tgkill,
+        name: "tgkill",
+        capture: Capture::ARGS,
+        params: &[
+            RES,
+            p("pid", S::Arg(0), K::Pid),
+            p("tid", S::Arg(1), K::Pid),
+            p("sig", S::Arg(2), K::Int),
+        ],
+    },
 ];
 
 /// Syscalls traced only when a loaded rule needs them: they are frequent enough that tracing
@@ -921,6 +955,9 @@ pub fn arch_number(syscall: Syscall) -> Option<i64> {
         Clone3 => libc::SYS_clone3,
         Userfaultfd => libc::SYS_userfaultfd,
         Recvfrom => libc::SYS_recvfrom,
+        Kill => libc::SYS_kill,
+        Tkill => libc::SYS_tkill,
+        Tgkill => libc::SYS_tgkill,
         Open | Creat | Dup2 | Symlink | Link | Unlink | Rename | Mkdir | Rmdir | Chmod => {
             return legacy_number(syscall);
         }

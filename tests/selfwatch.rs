@@ -1,0 +1,112 @@
+//! The agent watching itself on the real kernel: another process signalling it or attaching to
+//! it with ptrace is reported to the sinks.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use vigil_integration_tests::{
+    Running, Scratch, free_addr, require_root, stop, vigil_binary, wait_running,
+};
+
+fn records(file: &Path) -> Vec<Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn wait_record(file: &Path, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(record) = records(file).into_iter().find(&matches) {
+            return record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} record: {:#?}",
+            records(file)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn signals_and_ptrace_from_other_processes_are_reported() {
+    require_root();
+    let scratch = Scratch::new("selfwatch");
+    let alerts = scratch.path("alerts.jsonl");
+    let config = scratch.path("vigil.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "sinks:\n  - type: file\n    path: {}\nheartbeat_interval: off\n",
+            alerts.display()
+        ),
+    )
+    .expect("config");
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules");
+    let mut agent = Running(
+        Command::new(vigil_binary())
+            .args([
+                "run",
+                "--metrics-addr",
+                &free_addr(),
+                "--rules",
+                rules,
+                "--config",
+            ])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vigil run"),
+    );
+    let drain = wait_running(&mut agent.0);
+    let pid = agent.0.id();
+    let me = std::process::id();
+
+    // SIGHUP (a reload: harmless, but someone sent it), then a stop and a continue.
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    let hup = wait_record(&alerts, "SIGHUP", |r| {
+        r["rule"] == "Vigil agent signalled" && r["output_fields"]["vigil.signal"] == "SIGHUP"
+    });
+    assert_eq!(hup["output_fields"]["proc.pid"], me);
+    assert_eq!(hup["priority"], "Notice");
+    // SAFETY: as above; the agent resumes at once.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGSTOP);
+        libc::kill(pid as i32, libc::SIGCONT);
+    }
+    let stopped = wait_record(&alerts, "SIGSTOP", |r| {
+        r["rule"] == "Vigil agent signalled" && r["output_fields"]["vigil.signal"] == "SIGSTOP"
+    });
+    assert_eq!(stopped["priority"], "Critical");
+
+    // A debugger seizes the agent, then exits (which detaches it).
+    let tracer = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); \
+             sys.exit(0 if libc.ptrace(0x4206, int(sys.argv[1]), 0, 0) == 0 else 1)",
+            &pid.to_string(),
+        ])
+        .status()
+        .expect("python3");
+    assert!(tracer.success(), "PTRACE_SEIZE of the agent failed");
+    let traced = wait_record(&alerts, "ptrace", |r| r["rule"] == "Vigil agent traced");
+    assert_eq!(
+        traced["output_fields"]["vigil.ptrace_request"],
+        "PTRACE_SEIZE"
+    );
+    assert_eq!(traced["output_fields"]["proc.name"], "python3");
+    assert_eq!(traced["source"], "vigil");
+
+    stop(&mut agent.0);
+    drop(drain);
+}
