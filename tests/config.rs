@@ -339,3 +339,83 @@ fn sigterm_under_load_delivers_or_spools_every_alert() {
     drop(drain);
     drop(server);
 }
+
+#[test]
+fn a_changed_file_reloads_its_rules_and_says_what_needs_a_restart() {
+    require_root();
+    let scratch = Scratch::new("config-reload");
+    for (dir, marker) in [("rules-a", "vigil-reload-a"), ("rules-b", "vigil-reload-b")] {
+        std::fs::create_dir_all(scratch.path(dir)).expect("rules dir");
+        std::fs::write(scratch.path(dir).join("marker.yaml"), marker_rule(marker)).expect("rule");
+    }
+    let alerts = scratch.path("alerts.jsonl");
+    let file = scratch.path("vigil.yaml");
+    let config = |rules: &str, extra: &str| {
+        format!(
+            "rules:\n  paths: [{rules}]\n{extra}sinks:\n  - type: file\n    path: {}\n\
+             heartbeat_interval: off\n",
+            alerts.display()
+        )
+    };
+    std::fs::write(&file, config("rules-a", "")).expect("config");
+    let mut agent = Running(
+        Command::new(vigil_binary())
+            .args(["run", "--metrics-addr", &free_addr(), "--config"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vigil run"),
+    );
+    let drain = wait_running(&mut agent.0);
+    let wait = |what: &str, found: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !lines(&alerts).iter().any(found) {
+            assert!(
+                Instant::now() < deadline,
+                "no {what}: {:#?}",
+                lines(&alerts)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let read = |name: &str| {
+        let marker = scratch.path(name);
+        std::fs::write(&marker, "x").expect("marker");
+        cat(&marker)
+    };
+    let pid = read("vigil-reload-a");
+    wait("alert from rules-a", &|a| {
+        a["output_fields"]["proc.pid"] == pid
+    });
+
+    // The file now names other rules and another process table bound.
+    std::fs::write(&file, config("rules-b", "agent:\n  max_processes: 1234\n")).expect("edit");
+    wait("restart notice", &|r| {
+        r["rule"] == "Vigil configuration reloaded"
+            && r["output_fields"]["vigil.restart_required"] == serde_json::json!(["agent"])
+    });
+    wait("rules reload", &|r| {
+        r["rule"] == "Vigil configuration reloaded" && r["output_fields"]["vigil.reload"] == "rules"
+    });
+    let pid = read("vigil-reload-b");
+    wait("alert from rules-b", &|a| {
+        a["output_fields"]["proc.pid"] == pid
+    });
+
+    // A broken file is refused; the rules in force keep detecting.
+    std::fs::write(&file, "rules:\n  pathz: [rules-a]\n").expect("break");
+    wait("refusal", &|r| {
+        r["rule"] == "Vigil configuration reload failed"
+            && r["output_fields"]["vigil.reload"] == "config"
+            && r["output_fields"]["vigil.errors"][0]
+                .as_str()
+                .is_some_and(|e| e.contains("vigil.yaml:2:3"))
+    });
+    let pid = read("vigil-reload-b");
+    wait("alert after the refusal", &|a| {
+        a["output_fields"]["proc.pid"] == pid
+    });
+    stop(&mut agent.0);
+    drop(drain);
+}

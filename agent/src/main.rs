@@ -191,11 +191,19 @@ fn dispatch(command: Command, run_matches: Option<&clap::ArgMatches>) -> Result<
             mut egress_pin,
         } => {
             // Configuration, rules and policies are checked before anything touches the kernel.
+            let mut source = None;
             let mut delivery = match &config {
                 Some(path) => {
                     let file = FileConfig::load(path)?;
                     if let Some(matches) = run_matches {
+                        let base_rules = rules.clone();
                         cmd::config::apply(&file, matches, &mut agent, &mut rules, &mut egress_pin);
+                        source = Some(cmd::agent::ConfigSource {
+                            path: path.clone(),
+                            running: file.clone(),
+                            base_rules,
+                            overrides: cmd::config::RuleOverrides::from_matches(matches),
+                        });
                     }
                     file.delivery
                 }
@@ -214,6 +222,7 @@ fn dispatch(command: Command, run_matches: Option<&clap::ArgMatches>) -> Result<
                 policies,
                 policy_files,
                 egress_pin,
+                source,
             ))?;
             Ok(true)
         }

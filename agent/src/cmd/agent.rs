@@ -34,6 +34,7 @@ use vigil::{
     state::container_meta::RuntimeRoots,
 };
 
+pub use self::reload::ConfigSource;
 use self::reload::{Reloader, Work};
 use super::rules::RuleArgs;
 
@@ -136,6 +137,7 @@ pub async fn run(
     policies: PolicySet,
     policy_files: Vec<PathBuf>,
     egress_pin: bool,
+    config: Option<ConfigSource>,
 ) -> Result<()> {
     let ruleset = rule_args.load()?;
     // Opt-in syscalls are traced only when a rule can match them.
@@ -188,6 +190,7 @@ pub async fn run(
         capture,
         Arc::clone(&dispatcher),
         policy_files,
+        config,
     );
     let mut alerts = Vec::new();
     let self_watch = SelfWatch::new(std::process::id());

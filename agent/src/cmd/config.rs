@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::Result;
 use clap::{ArgMatches, Args, Subcommand, parser::ValueSource};
 use vigil::{
-    config::{DEFAULT_CONFIG, FileConfig},
+    config::{DEFAULT_CONFIG, FileConfig, RuleSettings},
     egress::policy::PolicySet,
     rules::engine::Ruleset,
     sinks::config::DeliveryConfig,
@@ -81,6 +81,74 @@ fn unset(matches: &ArgMatches, id: &str) -> bool {
     )
 }
 
+/// Which rule settings a flag or variable gave (the file cannot change those, at start or at a
+/// reload).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuleOverrides {
+    paths: bool,
+    min_priority: bool,
+    disable_rule: bool,
+    disable_tag: bool,
+    enable_rule: bool,
+    enable_tag: bool,
+    allow_rule_errors: bool,
+}
+
+impl RuleOverrides {
+    /// What the command line and environment of `vigil run` gave.
+    pub fn from_matches(matches: &ArgMatches) -> RuleOverrides {
+        let given = |id: &str| !unset(matches, id);
+        RuleOverrides {
+            paths: given("paths"),
+            min_priority: given("min_priority"),
+            disable_rule: given("disable_rule"),
+            disable_tag: given("disable_tag"),
+            enable_rule: given("enable_rule"),
+            enable_tag: given("enable_tag"),
+            allow_rule_errors: given("allow_rule_errors"),
+        }
+    }
+
+    /// `base` (flags, variables, defaults) with the file's rule settings where no flag or
+    /// variable gave one.
+    pub fn resolve(&self, base: &RuleArgs, wanted: &RuleSettings) -> RuleArgs {
+        let mut rules = base.clone();
+        if let (false, Some(paths)) = (self.paths, &wanted.paths) {
+            rules.paths = paths.clone();
+        }
+        if let (false, Some(priority)) = (self.min_priority, wanted.min_priority) {
+            rules.min_priority = priority;
+        }
+        let lists = [
+            (
+                self.disable_rule,
+                &mut rules.disable_rule,
+                &wanted.disable_rules,
+            ),
+            (
+                self.disable_tag,
+                &mut rules.disable_tag,
+                &wanted.disable_tags,
+            ),
+            (
+                self.enable_rule,
+                &mut rules.enable_rule,
+                &wanted.enable_rules,
+            ),
+            (self.enable_tag, &mut rules.enable_tag, &wanted.enable_tags),
+        ];
+        for (given, list, from_file) in lists {
+            if !given && !from_file.is_empty() {
+                *list = from_file.clone();
+            }
+        }
+        if let (false, Some(allow)) = (self.allow_rule_errors, wanted.allow_errors) {
+            rules.allow_rule_errors = allow;
+        }
+        rules
+    }
+}
+
 /// Fills the settings no flag or variable gave from the configuration file.
 pub fn apply(
     file: &FileConfig,
@@ -108,31 +176,7 @@ pub fn apply(
     if let (true, Some(root)) = (unset(matches, "host_root"), &settings.host_root) {
         agent.host_root = Some(root.clone());
     }
-    let wanted = &file.rules;
-    if let (true, Some(paths)) = (unset(matches, "paths"), &wanted.paths) {
-        rules.paths = paths.clone();
-    }
-    if let (true, Some(priority)) = (unset(matches, "min_priority"), wanted.min_priority) {
-        rules.min_priority = priority;
-    }
-    let lists = [
-        (
-            "disable_rule",
-            &mut rules.disable_rule,
-            &wanted.disable_rules,
-        ),
-        ("disable_tag", &mut rules.disable_tag, &wanted.disable_tags),
-        ("enable_rule", &mut rules.enable_rule, &wanted.enable_rules),
-        ("enable_tag", &mut rules.enable_tag, &wanted.enable_tags),
-    ];
-    for (id, given, from_file) in lists {
-        if unset(matches, id) && !from_file.is_empty() {
-            *given = from_file.clone();
-        }
-    }
-    if let (true, Some(allow)) = (unset(matches, "allow_rule_errors"), wanted.allow_errors) {
-        rules.allow_rule_errors = allow;
-    }
+    *rules = RuleOverrides::from_matches(matches).resolve(rules, &file.rules);
     if let (true, Some(pin)) = (unset(matches, "egress_pin"), file.egress_pin) {
         *egress_pin = pin;
     }

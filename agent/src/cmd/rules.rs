@@ -10,7 +10,7 @@ use vigil::rules::{
 };
 
 /// Which rules to load and run.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, PartialEq)]
 pub struct RuleArgs {
     /// Rules file or directory of *.yaml files; repeat to load several, later ones override
     /// earlier ones.

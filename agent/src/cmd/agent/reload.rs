@@ -30,7 +30,24 @@ use vigil::{
 };
 
 use super::watch::{Changed, ConfigWatcher};
-use crate::cmd::rules::{Reloaded, RuleArgs};
+use crate::cmd::{
+    config::RuleOverrides,
+    rules::{Reloaded, RuleArgs},
+};
+use vigil::config::FileConfig;
+
+/// The configuration file the agent started with, for reloading it.
+pub struct ConfigSource {
+    /// The file.
+    pub path: PathBuf,
+    /// What of it is in force: its rule settings are replaced at each reload; the other
+    /// settings are kept as at start (they need a restart).
+    pub running: FileConfig,
+    /// The rule settings from flags, variables and defaults, before the file's.
+    pub base_rules: RuleArgs,
+    /// Which rule settings a flag or variable gave.
+    pub overrides: RuleOverrides,
+}
 
 /// Rule name of the record sent when a reload is refused.
 pub const RELOAD_FAILED: &str = "Vigil configuration reload failed";
@@ -71,6 +88,7 @@ pub struct Reloader {
     rules_fingerprint: u64,
     egress_files: Vec<PathBuf>,
     egress_fingerprint: u64,
+    config: Option<ConfigSource>,
 }
 
 impl Reloader {
@@ -82,14 +100,9 @@ impl Reloader {
         capture: Capture,
         dispatcher: Arc<Dispatcher>,
         egress_files: Vec<PathBuf>,
+        config: Option<ConfigSource>,
     ) -> Reloader {
-        let watcher = match ConfigWatcher::start(&rules.paths, &egress_files) {
-            Ok(watcher) => Some(watcher),
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch the rules and egress files: changes need a SIGHUP");
-                None
-            }
-        };
+        let watcher = watch(&rules, &egress_files, config.as_ref());
         Reloader {
             rules_fingerprint: fingerprint(&rule_files(&rules.paths)),
             egress_fingerprint: fingerprint(&rule_files(&egress_files)),
@@ -102,6 +115,7 @@ impl Reloader {
             loading: None,
             queued: None,
             egress_files,
+            config,
         }
     }
 
@@ -118,7 +132,8 @@ impl Reloader {
 
     /// SIGHUP: reloads the rules and the egress policies, even if their files look unchanged.
     pub fn on_signal(&mut self, egress: Option<&mut EgressControl>, metrics: &Metrics) {
-        tracing::info!("SIGHUP: reloading the rules and egress policies");
+        tracing::info!("SIGHUP: reloading the configuration, rules and egress policies");
+        self.reload_config(metrics);
         self.request_rules(true);
         self.reload_egress(egress, metrics, true);
     }
@@ -133,6 +148,12 @@ impl Reloader {
     ) {
         match work {
             Work::Changed(changed) => {
+                if changed.config && self.reload_config(metrics) {
+                    tracing::info!(
+                        "the configuration's rule settings changed: reloading the rules"
+                    );
+                    self.request_rules(true);
+                }
                 if changed.rules {
                     tracing::info!("rules files changed: reloading them");
                     self.request_rules(false);
@@ -307,6 +328,69 @@ impl Reloader {
         }
     }
 
+    /// Reads the configuration file again. Its rule settings (paths, selection) take effect
+    /// with the next rules load; changes elsewhere need a restart and are reported as such. A
+    /// file with errors is refused and what runs stays. Returns whether the rule settings
+    /// changed.
+    fn reload_config(&mut self, metrics: &Metrics) -> bool {
+        let Some(source) = &mut self.config else {
+            return false;
+        };
+        let file = match FileConfig::load(&source.path) {
+            Ok(file) => file,
+            Err(error) => {
+                let errors = vec![error.to_string()];
+                self.refuse("config", errors, metrics);
+                return false;
+            }
+        };
+        let running = &source.running;
+        let mut restart = Vec::new();
+        if file.agent != running.agent {
+            restart.push("agent");
+        }
+        if file.delivery.egress != running.delivery.egress || file.egress_pin != running.egress_pin
+        {
+            restart.push("egress");
+        }
+        let mut delivery = file.delivery.clone();
+        delivery.egress.clone_from(&running.delivery.egress);
+        if delivery != running.delivery {
+            restart.push("sinks");
+        }
+        let rules = source.overrides.resolve(&source.base_rules, &file.rules);
+        let rules_changed = rules != self.rules;
+        source.running.rules = file.rules;
+        if !restart.is_empty() {
+            tracing::warn!(
+                sections = ?restart,
+                "the configuration changed where a reload cannot apply it: restart vigil to put it in force"
+            );
+            let mut fields = Map::new();
+            fields.insert("vigil.reload".into(), "config".into());
+            fields.insert(
+                "vigil.restart_required".into(),
+                Value::Array(restart.iter().map(|&s| Value::from(s)).collect()),
+            );
+            self.dispatcher.submit_health(AgentNotice {
+                rule: RELOADED,
+                priority: Priority::Warning,
+                tag: "lifecycle",
+                text: format!(
+                    "Vigil reloaded its configuration; these settings need a restart (reload=config restart_required={})",
+                    restart.join(",")
+                ),
+                fields,
+            });
+        }
+        metrics.count_reload("config", true);
+        if rules_changed {
+            self.rules = rules;
+            self.watcher = watch(&self.rules, &self.egress_files, self.config.as_ref());
+        }
+        rules_changed
+    }
+
     /// A reload of `what` was refused: what runs stays in force.
     fn refuse(&self, what: &'static str, errors: Vec<String>, metrics: &Metrics) {
         metrics.count_reload(what, false);
@@ -332,6 +416,22 @@ impl Reloader {
             ),
             fields,
         });
+    }
+}
+
+/// Watches the rules, egress and configuration files; `None` (changes need a SIGHUP) when
+/// the watch cannot start.
+fn watch(
+    rules: &RuleArgs,
+    egress: &[PathBuf],
+    config: Option<&ConfigSource>,
+) -> Option<ConfigWatcher> {
+    match ConfigWatcher::start(&rules.paths, egress, config.map(|c| c.path.as_path())) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the configuration files: changes need a SIGHUP");
+            None
+        }
     }
 }
 

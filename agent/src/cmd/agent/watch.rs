@@ -31,16 +31,19 @@ pub struct Changed {
     pub rules: bool,
     /// An egress policy file or directory.
     pub egress: bool,
+    /// The configuration file.
+    pub config: bool,
 }
 
 impl Changed {
     fn any(self) -> bool {
-        self.rules || self.egress
+        self.rules || self.egress || self.config
     }
 
     fn merge(&mut self, other: Changed) {
         self.rules |= other.rules;
         self.egress |= other.egress;
+        self.config |= other.config;
     }
 }
 
@@ -92,13 +95,15 @@ impl Target {
 struct Targets {
     rules: Vec<Target>,
     egress: Vec<Target>,
+    config: Vec<Target>,
 }
 
 impl Targets {
-    fn new(rules: &[PathBuf], egress: &[PathBuf]) -> Targets {
+    fn new(rules: &[PathBuf], egress: &[PathBuf], config: Option<&Path>) -> Targets {
         Targets {
             rules: rules.iter().map(|p| Target::new(p)).collect(),
             egress: egress.iter().map(|p| Target::new(p)).collect(),
+            config: config.map(Target::new).into_iter().collect(),
         }
     }
 
@@ -108,6 +113,7 @@ impl Targets {
             .rules
             .iter()
             .chain(&self.egress)
+            .chain(&self.config)
             .filter_map(|t| t.directory().map(Path::to_path_buf))
             .collect();
         dirs.sort();
@@ -122,6 +128,7 @@ impl Targets {
             return Changed {
                 rules: true,
                 egress: true,
+                config: true,
             };
         }
         let relevant = match event.kind {
@@ -139,6 +146,7 @@ impl Targets {
         for path in &event.paths {
             changed.rules |= self.rules.iter().any(|t| t.affected_by(path));
             changed.egress |= self.egress.iter().any(|t| t.affected_by(path));
+            changed.config |= self.config.iter().any(|t| t.affected_by(path));
         }
         changed
     }
@@ -190,8 +198,12 @@ impl Drop for ConfigWatcher {
 impl ConfigWatcher {
     /// Starts watching the directories of `rules` and `egress` (files or directories). Must
     /// run inside a tokio runtime.
-    pub fn start(rules: &[PathBuf], egress: &[PathBuf]) -> notify::Result<ConfigWatcher> {
-        let targets = Targets::new(rules, egress);
+    pub fn start(
+        rules: &[PathBuf],
+        egress: &[PathBuf],
+        config: Option<&Path>,
+    ) -> notify::Result<ConfigWatcher> {
+        let targets = Targets::new(rules, egress, config);
         let directories = targets.directories();
         let pending = Arc::new(Pending::default());
         let sink = Arc::clone(&pending);
@@ -203,6 +215,7 @@ impl ConfigWatcher {
                     sink.add(Changed {
                         rules: true,
                         egress: true,
+                        config: true,
                     });
                 }
             },
@@ -271,9 +284,11 @@ mod tests {
         let rules_dir = dir.path().join("rules.d");
         std::fs::create_dir(&rules_dir).expect("rules dir");
         let egress = dir.path().join("egress.yaml");
+        let config = dir.path().join("vigil.yaml");
         let targets = Targets::new(
             std::slice::from_ref(&rules_dir),
             std::slice::from_ref(&egress),
+            Some(&config),
         );
         let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
         let changed = |kind, path: &Path| targets.classify(&event(kind, path));
@@ -282,14 +297,24 @@ mod tests {
             changed(write, &rules_dir.join("a.yaml")),
             Changed {
                 rules: true,
-                egress: false
+                egress: false,
+                config: false
             }
         );
         assert_eq!(
             changed(EventKind::Create(CreateKind::File), &egress),
             Changed {
                 rules: false,
-                egress: true
+                egress: true,
+                config: false
+            }
+        );
+        assert_eq!(
+            changed(write, &config),
+            Changed {
+                rules: false,
+                egress: false,
+                config: true
             }
         );
         // Editor leftovers, other files and the agent's own reads change nothing.
@@ -336,7 +361,8 @@ mod tests {
             targets.classify(&rescan),
             Changed {
                 rules: true,
-                egress: true
+                egress: true,
+                config: true
             }
         );
         assert_eq!(targets.directories(), [dir.path().to_path_buf(), rules_dir]);
@@ -347,7 +373,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let rules = dir.path().join("rules.yaml");
         std::fs::write(&rules, "- list: a\n  items: []\n").expect("rules");
-        let mut watcher = ConfigWatcher::start(std::slice::from_ref(&rules), &[]).expect("watch");
+        let mut watcher =
+            ConfigWatcher::start(std::slice::from_ref(&rules), &[], None).expect("watch");
         // Reading the file (as a reload does) is no change.
         let _ = std::fs::read(&rules).expect("read");
         for n in 0..5 {
@@ -364,7 +391,8 @@ mod tests {
             changed,
             Changed {
                 rules: true,
-                egress: false
+                egress: false,
+                config: false
             }
         );
         // The burst was one change.
