@@ -842,7 +842,9 @@ ctypes.CDLL(None, use_errno=True).mount(b"/dev/sda1", os.fsencode(sys.argv[1]), 
     },
     // A container with the Docker socket mounted asks the API for its containers. The "daemon"
     // is a listener on a private tmpfs over /run, in a mount namespace of the script's own: the
-    // real socket, if any, is never reached.
+    // real socket, if any, is never reached. The client waits for the listener's ready file,
+    // written after listen(): the socket file exists from bind() on, when a connection is still
+    // refused.
     Attack {
         name: "container-docker-socket",
         tactic: "container-escape",
@@ -855,6 +857,7 @@ import socket, sys
 server = socket.socket(socket.AF_UNIX)
 server.bind(sys.argv[1])
 server.listen(1)
+open(sys.argv[2], "w").close()
 server.settimeout(5)
 try:
     conn, _ = server.accept()
@@ -875,9 +878,9 @@ api.recv(65536)
 VIGIL_DOCKER_CLIENT
 exec unshare --mount --propagation private /bin/sh -ec 'mount -t tmpfs vigil-chaos /run
 [ -L /var/run ] || mount -t tmpfs vigil-chaos /var/run
-"$PYTHON" "${SANDBOX:?}/docker-api.py" /var/run/docker.sock &
+"$PYTHON" "${SANDBOX:?}/docker-api.py" /var/run/docker.sock "${SANDBOX:?}/api-ready" &
 i=0
-while [ ! -S /var/run/docker.sock ] && [ "$i" -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+while [ ! -e "${SANDBOX:?}/api-ready" ] && [ "$i" -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
 "#,
             join_container!(),
             r#""$PYTHON" "${SANDBOX:?}/docker-client.py" /var/run/docker.sock

@@ -318,7 +318,8 @@ fn refresh_from_task(
     // The resolver rate-limits its walks of the cgroup tree, so the lookup made when the process
     // entered its cgroup may have missed. Without a retry the process (and every child it forks
     // later, which inherit its facts) would stay "on the host" for the rest of its life.
-    // Retrying costs a map lookup while the resolver's own limits hold.
+    // Retrying is cheap: the resolver answers from its caches, and for an id it cannot find it
+    // walks at most once per negative TTL (1 s) whatever the event rate.
     let retried =
         (info.cgroup_path.is_none() && task.cgroup_id != 0 && info.cgroup_id == task.cgroup_id)
             .then(|| cgroups.resolve(task.cgroup_id))
