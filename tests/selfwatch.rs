@@ -110,3 +110,108 @@ fn signals_and_ptrace_from_other_processes_are_reported() {
     stop(&mut agent.0);
     drop(drain);
 }
+
+/// Detaches bpf link `id` as `bpftool link detach` does; whether the kernel did.
+fn detach_link(id: u32) -> bool {
+    #[repr(C)]
+    struct ById {
+        id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    #[repr(C)]
+    struct Detach {
+        link_fd: u32,
+    }
+    let mut by_id = ById {
+        id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    // SAFETY: BPF_LINK_GET_FD_BY_ID (30) with a bpf_attr prefix of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            30,
+            &mut by_id as *mut ById,
+            std::mem::size_of::<ById>(),
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    let mut detach = Detach { link_fd: fd as u32 };
+    // SAFETY: BPF_LINK_DETACH (34) on the fd just obtained, which is then closed.
+    unsafe {
+        let done = libc::syscall(
+            libc::SYS_bpf,
+            34,
+            &mut detach as *mut Detach,
+            std::mem::size_of::<Detach>(),
+        ) == 0;
+        libc::close(fd as i32);
+        done
+    }
+}
+
+#[test]
+fn programs_detached_by_someone_else_are_reported() {
+    require_root();
+    let scratch = Scratch::new("selfwatch-detach");
+    let alerts = scratch.path("alerts.jsonl");
+    let config = scratch.path("vigil.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "sinks:\n  - type: file\n    path: {}\nheartbeat_interval: off\n",
+            alerts.display()
+        ),
+    )
+    .expect("config");
+    // An egress policy, so that the agent attaches cgroup links, which can be detached.
+    let egress = scratch.path("egress.yaml");
+    std::fs::write(
+        &egress,
+        "- policy: nobody\n  match:\n    proc.name: vigil-nobody\n  allow: []\n",
+    )
+    .expect("policy");
+    let before = vigil::probes::integrity::links();
+    let newest_before = before.iter().map(|l| l.id).max().unwrap_or(0);
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules");
+    let mut agent = Running(
+        Command::new(vigil_binary())
+            .args([
+                "run",
+                "--metrics-addr",
+                &free_addr(),
+                "--rules",
+                rules,
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--egress")
+            .arg(&egress)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vigil run"),
+    );
+    let drain = wait_running(&mut agent.0);
+    // Let the watchdog take its census first.
+    std::thread::sleep(Duration::from_millis(500));
+    let detached = vigil::probes::integrity::links()
+        .into_iter()
+        .filter(|link| link.id > newest_before)
+        .any(|link| detach_link(link.id));
+    assert!(detached, "no link of the agent could be detached");
+    let record = wait_record(&alerts, "detach", |r| r["rule"] == "Vigil probes detached");
+    assert_eq!(record["priority"], "Critical");
+    assert!(
+        record["output_fields"]["vigil.programs"]
+            .as_array()
+            .is_some_and(|programs| !programs.is_empty()),
+        "{record}"
+    );
+    stop(&mut agent.0);
+    drop(drain);
+}

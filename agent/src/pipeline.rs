@@ -139,6 +139,11 @@ impl Pipeline {
         self.probes.attached()
     }
 
+    /// The attached programs' names and kernel ids.
+    pub fn program_ids(&self) -> Vec<(String, u32)> {
+        self.probes.program_ids()
+    }
+
     /// Changes what the running probes capture (after a rules reload): the syscalls traced
     /// and whether I/O buffers are copied. Events already in the ring buffer or the channel
     /// were captured under the previous settings.

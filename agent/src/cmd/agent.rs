@@ -2,6 +2,7 @@
 
 mod reload;
 mod watch;
+mod watchdog;
 
 use std::{
     io::{self, Write},
@@ -79,6 +80,8 @@ struct TracingOptions {
     rules_loaded: usize,
     /// Egress policies for the kernel.
     egress: Option<EgressSetup>,
+    /// Where to report programs detached by someone else (`vigil run` only).
+    watchdog: Option<Arc<Dispatcher>>,
 }
 
 impl Default for TracingOptions {
@@ -89,6 +92,7 @@ impl Default for TracingOptions {
             syscalls: syscalls::default_interest().collect(),
             rules_loaded: 0,
             egress: None,
+            watchdog: None,
         }
     }
 }
@@ -167,12 +171,13 @@ pub async fn run(
             names: policy_names.clone(),
         })
     };
-    let tracing_options = TracingOptions {
+    let mut tracing_options = TracingOptions {
         capture_env: capture.env,
         capture_buffers: capture.buffers,
         syscalls: capture.syscalls.clone(),
         rules_loaded: ruleset.len(),
         egress,
+        watchdog: None,
     };
     let host = hostname();
     let egress_alerts = EgressAlerts::new(Arc::clone(&host));
@@ -181,6 +186,7 @@ pub async fn run(
         Dispatcher::start(&delivery, &metrics, host).context("starting alert delivery")?;
     dispatcher.report_kernel_drops(Arc::clone(&metrics));
     let dispatcher = Arc::new(dispatcher);
+    tracing_options.watchdog = Some(Arc::clone(&dispatcher));
     let sink = Arc::clone(&dispatcher);
     let (running_rules, mut rules) = tokio::sync::watch::channel(Arc::new(ruleset));
     let mut ruleset = Arc::clone(&rules.borrow_and_update());
@@ -296,6 +302,9 @@ async fn run_agent(
         None => None,
     };
     tracing::info!(programs = ?pipeline.attached(), "vigil is running");
+    let watchdog = options
+        .watchdog
+        .map(|dispatcher| watchdog::start(pipeline.program_ids(), dispatcher));
 
     let outcome = loop {
         tokio::select! {
@@ -322,6 +331,10 @@ async fn run_agent(
         }
     };
     metrics.set_ready(false);
+    // Before the probes detach themselves, which is no tampering.
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     let reader = pipeline.shutdown().await;
     let _ = stop_server.send(true);
     let _ = server.await;

@@ -2,6 +2,7 @@
 //! and the rest of the agent.
 
 pub mod egress;
+pub mod integrity;
 pub mod layout;
 
 use std::path::{Path, PathBuf};
@@ -234,6 +235,18 @@ impl Probes {
             })?
             .try_into()
             .map_err(&attach_error)
+    }
+
+    /// The attached programs' names and kernel ids (for [`integrity::LinkIntegrity`]); a
+    /// program whose id cannot be read is left out.
+    pub fn program_ids(&self) -> Vec<(String, u32)> {
+        self.attached
+            .iter()
+            .filter_map(|&name| {
+                let info = self.ebpf.program(name)?.info().ok()?;
+                Some((name.to_string(), info.id()))
+            })
+            .collect()
     }
 
     /// Names of the attached programs.
