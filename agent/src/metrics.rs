@@ -50,6 +50,19 @@ pub struct Metrics {
     ready: AtomicBool,
 }
 
+/// Metrics of the Kubernetes pod watch. They are registered only when the watch runs (see
+/// [`Metrics::k8s_watch`]), so a host without Kubernetes exports no `vigil_k8s_*` series that
+/// would read as "down".
+#[derive(Clone)]
+pub struct K8sWatchMetrics {
+    /// 1 while the API server answers the watch (after the first complete list), else 0.
+    pub up: IntGauge,
+    /// Failed lists, watch starts and broken watch streams.
+    pub errors: IntCounter,
+    /// Pods of this node in the metadata cache.
+    pub pods: IntGauge,
+}
+
 /// Delivery metrics, labelled by sink name.
 #[derive(Clone)]
 pub struct SinkMetricVecs {
@@ -256,6 +269,23 @@ impl Metrics {
             reloads,
             ready: AtomicBool::new(false),
         })
+    }
+
+    /// Registers and returns the Kubernetes pod watch's metrics; fails if they already are.
+    pub fn k8s_watch(&self) -> Result<K8sWatchMetrics, prometheus::Error> {
+        let up = IntGauge::new(
+            "k8s_watch_up",
+            "1 while the Kubernetes API server answers the node's pod watch",
+        )?;
+        self.registry.register(Box::new(up.clone()))?;
+        let errors = IntCounter::new(
+            "k8s_watch_errors_total",
+            "Failed lists, watch starts and broken streams of the node's pod watch",
+        )?;
+        self.registry.register(Box::new(errors.clone()))?;
+        let pods = IntGauge::new("k8s_pods", "Pods of this node in the metadata cache")?;
+        self.registry.register(Box::new(pods.clone()))?;
+        Ok(K8sWatchMetrics { up, errors, pods })
     }
 
     /// Counts one event of type `name`.

@@ -236,6 +236,7 @@ pub async fn alerts_of_script(
         docker: root.to_path_buf(),
         containerd_state: root.join("no-containerd"),
         containers_storage: Vec::new(),
+        pods: None,
     });
     alerts_of_script_with(ruleset, script, |config| {
         if let Some(roots) = roots {

@@ -32,7 +32,11 @@ use vigil::{
     selfwatch::SelfWatch,
     server,
     sinks::{config::DeliveryConfig, dispatcher::Dispatcher},
-    state::container_meta::RuntimeRoots,
+    state::{
+        container_meta::RuntimeRoots,
+        pod_watch::{self, PodWatchConfig},
+        pods::PodIndex,
+    },
 };
 
 pub use self::reload::ConfigSource;
@@ -59,6 +63,14 @@ pub struct AgentArgs {
     /// `/host`): container runtimes' state is read below it.
     #[arg(long, env = "VIGIL_HOST_ROOT", value_name = "PATH")]
     pub host_root: Option<PathBuf>,
+    /// This node's name in Kubernetes (a DaemonSet passes `spec.nodeName` through the
+    /// downward API): watch this node's pods on the API server for `k8s.*` and `container.*`
+    /// metadata (docs/kubernetes.md). Unset or empty: no watch.
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub k8s_node_name: Option<String>,
+    /// Kubeconfig for the pod watch instead of the pod's service account (development).
+    #[arg(long, value_name = "FILE", requires = "k8s_node_name")]
+    pub k8s_kubeconfig: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -68,6 +80,35 @@ impl AgentArgs {
             Some(root) => RuntimeRoots::default().with_host_root(root),
             None => RuntimeRoots::default(),
         }
+    }
+
+    /// The pod watch's configuration, when a node name is set.
+    fn pod_watch(&self) -> Option<PodWatchConfig> {
+        let node = self.k8s_node_name.as_deref().map(str::trim)?;
+        if node.is_empty() {
+            return None;
+        }
+        Some(PodWatchConfig {
+            kubeconfig: self.k8s_kubeconfig.clone(),
+            ..PodWatchConfig::new(node)
+        })
+    }
+}
+
+/// The pod watch, running in the background, and the index it fills.
+struct PodWatch {
+    index: PodIndex,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PodWatch {
+    /// Starts watching when `args` name a node. Never waits for the API server: until the first
+    /// list arrives, events simply lack what it adds.
+    fn start(args: &AgentArgs, metrics: &Arc<Metrics>) -> Option<PodWatch> {
+        let config = args.pod_watch()?;
+        let index = PodIndex::default();
+        let task = tokio::spawn(pod_watch::run(config, index.clone(), Arc::clone(metrics)));
+        Some(PodWatch { index, task })
     }
 }
 
@@ -265,6 +306,12 @@ async fn run_agent(
         let _ = server_stopped.changed().await;
     }));
     tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
+    // Started before the probes so that the first list overlaps their loading.
+    let pod_watch = PodWatch::start(&args, &metrics);
+    let runtime_roots = match &pod_watch {
+        Some(watch) => args.runtime_roots().with_pods(watch.index.clone()),
+        None => args.runtime_roots(),
+    };
 
     let mut config = PipelineConfig::for_host(args.max_processes)
         .context("inspecting the host (cgroup v2, procfs)")?;
@@ -275,7 +322,7 @@ async fn run_agent(
     config.probes.syscalls = options.syscalls;
     config.probes.egress_cgroup_root = options.egress.as_ref().map(|e| e.cgroup_root.clone());
     config.probes.egress_pin = options.egress.as_ref().is_some_and(|e| e.pin);
-    config.state.runtime_roots = args.runtime_roots();
+    config.state.runtime_roots = runtime_roots.clone();
     let mut pipeline = Pipeline::start(config, Arc::clone(&metrics))
         .await
         .context("starting the eBPF probes")?;
@@ -293,7 +340,7 @@ async fn run_agent(
                     setup.compiled,
                     setup.files,
                     setup.cgroup_root,
-                    args.runtime_roots(),
+                    runtime_roots,
                     setup.names,
                 )
                 .context("writing the egress policies to the kernel")?,
@@ -334,6 +381,9 @@ async fn run_agent(
     // Before the probes detach themselves, which is no tampering.
     if let Some(watchdog) = watchdog {
         watchdog.abort();
+    }
+    if let Some(watch) = pod_watch {
+        watch.task.abort();
     }
     let reader = pipeline.shutdown().await;
     let _ = stop_server.send(true);

@@ -3,9 +3,11 @@
 //! enforcement or blinds a hook while the agent keeps running; so the agent counts its links
 //! now and then and reports any that went away or were detached.
 //!
-//! Links are enumerated with the `bpf` syscall directly (`BPF_LINK_GET_NEXT_ID`,
-//! `BPF_LINK_GET_FD_BY_ID`, `BPF_OBJ_GET_INFO_BY_FD`): a detached cgroup link still exists,
-//! with cgroup id 0, and only the raw link info says so.
+//! The agent looks at the links it holds (its own `bpf_link` file descriptors, which needs no
+//! capability beyond having them) and asks the kernel for each one's info with the `bpf`
+//! syscall directly (`BPF_OBJ_GET_INFO_BY_FD`): a detached cgroup link still exists, with
+//! cgroup id 0, and only the raw link info says so. [`links`] lists every link on the system
+//! instead (`BPF_LINK_GET_NEXT_ID`, which needs `CAP_SYS_ADMIN`), for tools and tests.
 
 use std::{
     collections::BTreeMap,
@@ -29,7 +31,29 @@ pub struct LinkState {
     pub attached: bool,
 }
 
-/// Every link on the system; links that vanish while being listed are skipped.
+/// The links this process holds a file descriptor of (`anon_inode:bpf_link` in
+/// `/proc/self/fd`).
+pub fn own_links() -> Vec<LinkState> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut found: Vec<LinkState> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.as_os_str() == "anon_inode:bpf_link")
+        })
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        // A descriptor that closed meanwhile (or was reused) just fails to describe a link.
+        .filter_map(fd_state)
+        .collect();
+    found.sort_unstable_by_key(|link| link.id);
+    found.dedup_by_key(|link| link.id);
+    found
+}
+
+/// Every link on the system (needs `CAP_SYS_ADMIN`; empty without it); links that vanish
+/// while being listed are skipped.
 pub fn links() -> Vec<LinkState> {
     let mut found = Vec::new();
     let mut id = 0u32;
@@ -103,9 +127,14 @@ fn link_state(id: u32) -> Option<LinkState> {
     }
     // SAFETY: the kernel just returned this fd to us; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    fd_state(std::os::fd::AsRawFd::as_raw_fd(&fd))
+}
+
+/// The state of the link behind descriptor `fd`.
+fn fd_state(fd: i32) -> Option<LinkState> {
     let mut info = RawLinkInfo::default();
     let mut attr = InfoAttr {
-        bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
+        bpf_fd: fd as u32,
         info_len: std::mem::size_of::<RawLinkInfo>() as u32,
         info: &mut info as *mut RawLinkInfo as u64,
     };

@@ -26,10 +26,18 @@ pub struct Alert {
     pub time: String,
 }
 
-/// This machine's hostname, for alerts.
+/// This machine's name, for alerts: `NODE_NAME` when set (a Kubernetes node), else the hostname.
 pub fn hostname() -> Arc<str> {
-    nix::unistd::gethostname()
+    // In a pod the host name is the pod's; a DaemonSet passes the node's name as NODE_NAME
+    // (the downward API), which is what a SIEM needs to find the machine.
+    let node = std::env::var("NODE_NAME")
         .ok()
-        .and_then(|name| name.into_string().ok())
-        .map_or_else(|| Arc::from("unknown"), Arc::from)
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty());
+    node.or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+    })
+    .map_or_else(|| Arc::from("unknown"), Arc::from)
 }

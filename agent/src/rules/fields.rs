@@ -214,6 +214,14 @@ pub fn lookup(name: &str, arg: Option<&str>) -> Result<(&'static FieldDef, Field
             return Ok((def, FieldArg::Param(known.name)));
         }
     }
+    if arg.is_none()
+        && let Some((field, key)) = DOTTED_KEY_FIELDS.iter().find_map(|field| {
+            let key = name.strip_prefix(field)?.strip_prefix('.')?;
+            (!key.is_empty()).then_some((*field, key))
+        })
+    {
+        return lookup(field, Some(key));
+    }
     let def = FIELDS
         .iter()
         .find(|def| def.name == name)
@@ -1150,7 +1158,12 @@ pub static FIELDS: &[FieldDef] = &[
         Str,
         None,
         "docker, containerd, cri-o or podman",
-        one(|e, _| s(e.process.container.as_ref()?.runtime.as_str()))
+        // The API server's `containerID` names the runtime exactly; the cgroup layout only
+        // allows a guess for a bare id (containerd or cri-dockerd).
+        one(|e, _| {
+            let guessed = e.process.container.as_ref()?.runtime;
+            s(meta(e).and_then(|m| m.runtime).unwrap_or(guessed).as_str())
+        })
     ),
     field!(
         "container.name",
@@ -1238,7 +1251,33 @@ pub static FIELDS: &[FieldDef] = &[
         "Kubernetes pod uid",
         one(|e, _| s(meta(e)?.pod_uid.as_deref()?))
     ),
+    field!(
+        "k8s.pod.labels",
+        Str,
+        None,
+        "Kubernetes pod labels as key:value, comma-separated (from the API server)",
+        one(|e, _| {
+            let meta = meta(e)?;
+            (!meta.pod_labels.is_empty()).then(|| Value::Str(Cow::Owned(meta.pod_labels_string())))
+        })
+    ),
+    field!(
+        "k8s.pod.label",
+        Str,
+        Key,
+        "the Kubernetes pod label [key] (from the API server); also k8s.pod.label.<key>",
+        one(|e, arg| {
+            let FieldArg::Key(key) = arg else {
+                return None;
+            };
+            s(meta(e)?.pod_labels.get(key)?)
+        })
+    ),
 ];
+
+/// Fields whose key Falco also accepts after a dot (`k8s.pod.label.app`); the condition
+/// grammar reads such a name as one field name.
+const DOTTED_KEY_FIELDS: [&str; 1] = ["k8s.pod.label"];
 
 /// Every field plus the parameter families, for listings.
 pub fn all_fields() -> impl Iterator<Item = &'static FieldDef> {
@@ -1277,6 +1316,17 @@ mod tests {
             lookup("proc.name", Some("1")),
             Err(FieldError::BadArg { .. })
         ));
+        let (def, arg) = lookup("k8s.pod.label", Some("app.kubernetes.io/name")).unwrap();
+        assert_eq!(def.name, "k8s.pod.label");
+        assert_eq!(arg, FieldArg::Key("app.kubernetes.io/name".into()));
+        let (def, arg) = lookup("k8s.pod.label.app", None).unwrap();
+        assert_eq!(def.name, "k8s.pod.label");
+        assert_eq!(arg, FieldArg::Key("app".into()));
+        assert!(matches!(
+            lookup("k8s.pod.label", None),
+            Err(FieldError::BadArg { .. })
+        ));
+        assert!(lookup("k8s.pod.labels", None).is_ok());
     }
 
     #[test]

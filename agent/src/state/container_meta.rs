@@ -27,6 +27,24 @@
 //! [`ContainerMetaCache`] caches results per container id. Lookups do
 //! blocking file reads, but only on the first sight of a container and on
 //! retries of a miss.
+//!
+//! On a Kubernetes node the API server's view of the node's pods
+//! ([`RuntimeRoots::pods`], see [`crate::state::pods`]) complements the files:
+//!
+//! - `k8s.*` (pod name, namespace, UID, labels) come from the API when it
+//!   knows the pod: labels exist only there, and they change during a pod's
+//!   life, which the runtime's copy made at creation never reflects.
+//! - `container.name` and `container.privileged` come from the API when it
+//!   knows the container: the name is the pod spec's (what Falco shows under
+//!   CRI, where Docker's files say `k8s_<name>_<pod>_…`), and privilege is the
+//!   spec's `securityContext.privileged`, exact where containerd's files only
+//!   allow a heuristic.
+//! - The image, mounts, start time and container labels come from the files:
+//!   they record what the runtime actually started, where the API's status
+//!   may hold an image id. The API's image fills in when the files name none.
+//! - Anything one source lacks the other fills, so a container is described
+//!   as well as either can while the API is unreachable or has not yet
+//!   reported a new container.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -41,7 +59,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use tracing::debug;
 
-use crate::state::container::{ContainerRef, ContainerRuntime};
+use crate::state::{
+    container::{ContainerRef, ContainerRuntime},
+    pods::{ApiMatch, PodIndex},
+};
 
 /// How long a lookup that found nothing is trusted before trying again.
 ///
@@ -107,6 +128,15 @@ pub struct ContainerMeta {
     pub pod_uid: Option<String>,
     /// Container labels (`container.label[...]`, `container.labels`).
     pub labels: BTreeMap<String, String>,
+    /// Kubernetes pod labels (`k8s.pod.labels`, `k8s.pod.label[...]`), from
+    /// the API server.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// The runtime, when a source states it (the API's `containerID`
+    /// scheme); the cgroup layout alone cannot tell containerd from
+    /// cri-dockerd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<ContainerRuntime>,
 }
 
 impl ContainerMeta {
@@ -115,6 +145,23 @@ impl ContainerMeta {
     /// `*` also matches `/` (Falco does not pass `FNM_PATHNAME`).
     pub fn mount_dest_matches(&self, pattern: &str) -> Option<&Mount> {
         self.mounts.iter().find(|m| glob_match(pattern, &m.dest))
+    }
+
+    /// Falco's `k8s.pod.labels`: `key:value` per label in key order,
+    /// separated by `, ` (just `key` for an empty value).
+    pub fn pod_labels_string(&self) -> String {
+        let mut out = String::new();
+        for (key, value) in &self.pod_labels {
+            if !out.is_empty() {
+                out.push_str(", ");
+            }
+            out.push_str(key);
+            if !value.is_empty() {
+                out.push(':');
+                out.push_str(value);
+            }
+        }
+        out
     }
 
     /// Falco's `container.mounts`: `source:dest:mode:rw:propagation` per
@@ -134,7 +181,8 @@ impl ContainerMeta {
     }
 }
 
-/// Where the runtimes keep their state.
+/// Where the runtimes keep their state, and the other sources of container
+/// metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeRoots {
     /// Docker's data root (`dockerd --data-root`).
@@ -145,6 +193,9 @@ pub struct RuntimeRoots {
     /// containers/storage roots used by CRI-O and Podman: the graph root and
     /// the run root, both of which may hold a container's `userdata`.
     pub containers_storage: Vec<PathBuf>,
+    /// The node's pods as the API server reports them, when the agent
+    /// watches them (see the module documentation for what they add).
+    pub pods: Option<PodIndex>,
 }
 
 impl Default for RuntimeRoots {
@@ -157,6 +208,7 @@ impl Default for RuntimeRoots {
                 PathBuf::from("/var/lib/containers/storage"),
                 PathBuf::from("/run/containers/storage"),
             ],
+            pods: None,
         }
     }
 }
@@ -174,15 +226,43 @@ impl RuntimeRoots {
             docker: under(self.docker),
             containerd_state: under(self.containerd_state),
             containers_storage: self.containers_storage.into_iter().map(under).collect(),
+            pods: self.pods,
+        }
+    }
+
+    /// Adds the API server's view of the node's pods as a source.
+    pub fn with_pods(self, pods: PodIndex) -> Self {
+        Self {
+            pods: Some(pods),
+            ..self
+        }
+    }
+}
+
+/// What the runtime's files said about a container.
+#[derive(Clone, Debug)]
+enum Files {
+    Found(Arc<ContainerMeta>),
+    Missing { checked: Instant },
+}
+
+impl Files {
+    fn meta(&self) -> Option<&Arc<ContainerMeta>> {
+        match self {
+            Files::Found(meta) => Some(meta),
+            Files::Missing { .. } => None,
         }
     }
 }
 
 /// A cached lookup result.
 #[derive(Clone, Debug)]
-enum Entry {
-    Found(Arc<ContainerMeta>),
-    Missing { checked: Instant },
+struct Entry {
+    files: Files,
+    /// The files combined with an API record, and that record: valid while
+    /// the index still answers with the very same record and the files were
+    /// not read again.
+    merged: Option<(ApiMatch, Arc<ContainerMeta>)>,
 }
 
 /// Bounded cache of [`ContainerMeta`] by container id.
@@ -213,33 +293,60 @@ impl ContainerMetaCache {
         self
     }
 
-    /// Metadata of `container`, read from disk on first use.
+    /// Metadata of `container`, read from disk on first use and combined
+    /// with the API server's record of it when the pods are watched.
     ///
     /// Found metadata is cached until evicted. A miss is cached too, so a
     /// container without state files (or one we cannot read) costs a few
-    /// failed `open`s per retry interval rather than per event.
+    /// failed `open`s per retry interval rather than per event. The combined
+    /// metadata is cached with the API record it came from and built again
+    /// only when the pod changes, so a lookup allocates nothing in the steady
+    /// state.
     pub fn get(&mut self, container: &ContainerRef) -> Option<Arc<ContainerMeta>> {
         // full_id is public and ends up in paths: refuse anything that could
         // walk out of the runtime directories.
         if !is_hex(&container.full_id) {
             return None;
         }
-        match self.entries.get(container.full_id.as_str()) {
-            Some(Entry::Found(meta)) => return Some(Arc::clone(meta)),
-            Some(Entry::Missing { checked }) if checked.elapsed() < self.miss_retry => {
-                return None;
-            }
-            _ => {}
-        }
-        let found = load(&self.roots, container).map(Arc::new);
-        let entry = match &found {
-            Some(meta) => Entry::Found(Arc::clone(meta)),
-            None => Entry::Missing {
-                checked: Instant::now(),
+        let api = self
+            .roots
+            .pods
+            .as_ref()
+            .and_then(|pods| pods.lookup(container));
+        let stale = match self.entries.get(container.full_id.as_str()) {
+            None => true,
+            Some(entry) => match &entry.files {
+                Files::Found(_) => false,
+                Files::Missing { checked } => checked.elapsed() >= self.miss_retry,
             },
         };
-        self.entries.put(container.full_id.clone(), entry);
-        found
+        if stale {
+            let files = match load(&self.roots, container) {
+                Some(meta) => Files::Found(Arc::new(meta)),
+                None => Files::Missing {
+                    checked: Instant::now(),
+                },
+            };
+            self.entries.put(
+                container.full_id.clone(),
+                Entry {
+                    files,
+                    merged: None,
+                },
+            );
+        }
+        let entry = self.entries.get_mut(container.full_id.as_str())?;
+        let Some(api) = api else {
+            return entry.files.meta().cloned();
+        };
+        if let Some((source, meta)) = &entry.merged
+            && source.same(&api)
+        {
+            return Some(Arc::clone(meta));
+        }
+        let meta = Arc::new(merge(entry.files.meta().map(Arc::as_ref), &api));
+        entry.merged = Some((api, Arc::clone(&meta)));
+        Some(meta)
     }
 
     /// Number of cached containers, found or missing.
@@ -251,6 +358,34 @@ impl ContainerMetaCache {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// Combines what the runtime's files say (if anything) with the API server's
+/// record, with the precedence the module documentation explains.
+fn merge(files: Option<&ContainerMeta>, api: &ApiMatch) -> ContainerMeta {
+    let mut meta = files.cloned().unwrap_or_default();
+    let pod = api.pod();
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    meta.pod_name = non_empty(&pod.name).or(meta.pod_name);
+    meta.pod_namespace = non_empty(&pod.namespace).or(meta.pod_namespace);
+    meta.pod_uid = non_empty(&pod.uid).or(meta.pod_uid);
+    meta.pod_labels.clone_from(&pod.labels);
+    if let ApiMatch::Container(container) = api {
+        meta.name = non_empty(&container.name).or(meta.name);
+        meta.privileged = Some(container.privileged);
+        meta.runtime = container.runtime.or(meta.runtime);
+        // An image id from the files names no repository: the API's
+        // reference is more useful then.
+        if meta.image_repository.is_none() && container.image_repository.is_some() {
+            meta.image.clone_from(&container.image);
+            meta.image_repository
+                .clone_from(&container.image_repository);
+            meta.image_tag.clone_from(&container.image_tag);
+        } else if meta.image.is_none() {
+            meta.image.clone_from(&container.image);
+        }
+    }
+    meta
 }
 
 /// Splits an image reference into repository and tag, dropping any digest,
@@ -386,6 +521,8 @@ fn load_docker(docker_root: &Path, id: &str) -> Option<ContainerMeta> {
         pod_namespace: label(K8S_POD_NAMESPACE),
         pod_uid: label(K8S_POD_UID),
         labels,
+        pod_labels: BTreeMap::new(),
+        runtime: None,
     })
 }
 
@@ -631,6 +768,8 @@ fn from_oci(spec: OciSpec, bundle: &Path, storage: Option<(&[PathBuf], &str)>) -
         pod_namespace,
         pod_uid,
         labels,
+        pod_labels: BTreeMap::new(),
+        runtime: None,
     }
 }
 
@@ -848,7 +987,7 @@ where
 
 /// The image fields for a recorded reference. An image id (`sha256:…`, or
 /// bare hex) names no repository, so only `image` is set.
-fn image_fields(reference: &str) -> (Option<String>, Option<String>, Option<String>) {
+pub(crate) fn image_fields(reference: &str) -> (Option<String>, Option<String>, Option<String>) {
     let image = non_empty(reference);
     if reference.starts_with("sha256:") || (reference.len() == 64 && is_hex(reference)) {
         return (image, None, None);
@@ -1054,6 +1193,7 @@ mod tests {
         ContainerRef {
             runtime: ContainerRuntime::Docker,
             full_id: id.to_owned(),
+            pod_uid: None,
         }
     }
 
@@ -1061,6 +1201,7 @@ mod tests {
         ContainerRef {
             runtime: ContainerRuntime::Containerd,
             full_id: id.to_owned(),
+            pod_uid: None,
         }
     }
 
@@ -1238,6 +1379,7 @@ mod tests {
                 ("com.docker.compose.service", "runner"),
                 ("org.opencontainers.image.version", "16.9.1"),
             ]),
+            ..ContainerMeta::default()
         };
         assert_eq!(*meta, want);
         assert_eq!(
@@ -1435,6 +1577,7 @@ mod tests {
                 ("io.kubernetes.pod.namespace", "shop"),
                 ("io.kubernetes.pod.uid", UID),
             ]),
+            ..ContainerMeta::default()
         };
         assert_eq!(*meta, want);
         // Default mounts like /proc are not the user's and must not match.
@@ -1610,6 +1753,7 @@ mod tests {
             .get(&ContainerRef {
                 runtime: ContainerRuntime::CriO,
                 full_id: ID.into(),
+                pod_uid: None,
             })
             .unwrap();
         let pod = format!("/var/lib/kubelet/pods/{UID}");
@@ -1654,6 +1798,7 @@ mod tests {
                 ("io.kubernetes.pod.namespace", "kube-system"),
                 ("io.kubernetes.pod.uid", UID),
             ]),
+            ..ContainerMeta::default()
         };
         assert_eq!(*meta, want);
         assert_eq!(
@@ -1707,6 +1852,7 @@ mod tests {
             .get(&ContainerRef {
                 runtime: ContainerRuntime::Podman,
                 full_id: ID.into(),
+                pod_uid: None,
             })
             .unwrap();
         let want = ContainerMeta {

@@ -23,7 +23,7 @@ pub fn start(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Ok(integrity) = tokio::task::spawn_blocking(move || {
-            LinkIntegrity::capture(&programs, &integrity::links())
+            LinkIntegrity::capture(&programs, &integrity::own_links())
         })
         .await
         else {
@@ -39,7 +39,7 @@ pub fn start(
             tokio::time::sleep(EVERY).await;
             let check = integrity.clone();
             let Ok(detached) =
-                tokio::task::spawn_blocking(move || check.check(&integrity::links())).await
+                tokio::task::spawn_blocking(move || check.check(&integrity::own_links())).await
             else {
                 continue;
             };
