@@ -204,6 +204,11 @@ fn apply_exec(
             if let Some(cwd) = snapshot.cwd {
                 info.cwd = cwd;
             }
+            // On a hybrid host a v1-only runtime moves processes between v1 cgroups, which
+            // the v2 cgroup id never shows: an exec is when a container's process starts.
+            if snapshot.cgroup_container.is_some() {
+                info.container = snapshot.cgroup_container;
+            }
             // Until the execve record brings argv, /proc's is the best we have.
             let mut argv = snapshot.argv.into_iter();
             if let Some(exe) = argv.next() {

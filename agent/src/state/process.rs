@@ -134,7 +134,7 @@ impl ProcessInfo {
             start_boot_ns: snapshot.start_boot_ns,
             cgroup_id: 0,
             cgroup_path: snapshot.cgroup_path.map(Arc::from),
-            container: None,
+            container: snapshot.cgroup_container,
             caps: Capabilities {
                 effective: snapshot.cap_effective,
                 permitted: snapshot.cap_permitted,
@@ -347,7 +347,7 @@ fn refresh_from_task(
         info.cgroup_path = cgroups
             .resolve(task.cgroup_id)
             .or_else(|| cgroup_from_procfs(proc_root, task.pid, task.cgroup_id, cgroups));
-        info.container = info.cgroup_path.as_deref().and_then(container_from_cgroup);
+        info.container = container_of(info.cgroup_path.as_deref(), info.container.take());
     } else if let Some(path) = retried {
         info.container = container_from_cgroup(&path);
         info.cgroup_path = Some(path);
@@ -399,12 +399,40 @@ fn attach_cgroup_from_path(info: &mut ProcessInfo, cgroups: &mut CgroupResolver)
         info.cgroup_id = id;
         cgroups.insert(id, &path);
     }
-    info.container = container_from_cgroup(&path);
+    info.container = container_of(Some(&path), info.container.take());
+}
+
+/// The container of a process in cgroup v2 `path`. A process at the v2 root of a hybrid host
+/// (cgroup v1 and v2 side by side) may still be a container's, placed by a v1-only runtime:
+/// then the container `/proc/<pid>/cgroup` named in a v1 hierarchy (`v1`) stands.
+fn container_of(path: Option<&str>, v1: Option<ContainerRef>) -> Option<ContainerRef> {
+    match path {
+        Some(path) => container_from_cgroup(path).or(if path == "/" { v1 } else { None }),
+        None => v1,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_v1_container_stands_only_at_the_v2_root() {
+        let id = "4c2b1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c";
+        let v1 = crate::state::container::container_from_proc_cgroup(&format!(
+            "5:memory:/kubepods/burstable/pod0f5c3a2e-1b4d-4e6f-8a9b-0c1d2e3f4a5b/{id}\n0::/\n"
+        ));
+        assert!(v1.is_some(), "the v1 line names the container");
+        // Hybrid host, the process at the v2 root: the v1 answer stands.
+        assert_eq!(container_of(Some("/"), v1.clone()), v1);
+        // Anywhere else in v2, the v2 path decides (a host service is no container).
+        assert_eq!(
+            container_of(Some("/system.slice/cron.service"), v1.clone()),
+            None
+        );
+        // No v2 line at all: only v1 says anything.
+        assert_eq!(container_of(None, v1.clone()), v1);
+    }
 
     fn task(pid: u32, ppid: u32, comm: &str) -> Task {
         Task {

@@ -97,6 +97,9 @@ pub struct ProcSnapshot {
     pub start_boot_ns: u64,
     /// The cgroup v2 path, from the `0::` line of `cgroup`.
     pub cgroup_path: Option<String>,
+    /// The container any line of `cgroup` names (the v2 line first, then the v1 hierarchies):
+    /// on a hybrid host a container may be placed in v1 hierarchies only.
+    pub cgroup_container: Option<super::container::ContainerRef>,
     /// Effective capability set.
     pub cap_effective: u64,
     /// Permitted capability set.
@@ -465,9 +468,11 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcSnapshot, ProcfsEr
         }
         None => None,
     };
-    let cgroup_path = dir
-        .read_optional("cgroup")?
-        .and_then(|b| parse_cgroup_v2(&lossy(&b)));
+    let cgroup_text = dir.read_optional("cgroup")?.map(|b| lossy(&b));
+    let cgroup_path = cgroup_text.as_deref().and_then(parse_cgroup_v2);
+    let cgroup_container = cgroup_text
+        .as_deref()
+        .and_then(super::container::container_from_proc_cgroup);
 
     // A missing optional file is ambiguous: a kernel thread has no exe, but
     // neither does a process reaped halfway through this function. If the
@@ -495,6 +500,7 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcSnapshot, ProcfsEr
         vpid: status.nspid.unwrap_or(pid),
         start_boot_ns: ticks_to_ns(stat.starttime_ticks, clock_ticks_per_sec()),
         cgroup_path,
+        cgroup_container,
         cap_effective: status.cap_eff,
         cap_permitted: status.cap_prm,
         cap_inheritable: status.cap_inh,
@@ -773,6 +779,7 @@ mod tests {
                 vpid: 17,
                 start_boot_ns: ticks_to_ns(52759, hz),
                 cgroup_path: Some("/user.slice/user-1000.slice/session-3.scope".into()),
+                cgroup_container: None,
                 cap_effective: 0x1fffeffffff,
                 cap_permitted: 0xa80425fb,
                 cap_inheritable: 0,
