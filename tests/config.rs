@@ -10,7 +10,8 @@ use std::{
 
 use serde_json::Value;
 use vigil_integration_tests::{
-    Running, Scratch, cat, free_addr, require_root, scrape, stop, vigil_binary, wait_running,
+    Running, Scratch, cat, free_addr, require_root, scrape, spawn_run, stop, vigil_binary,
+    wait_running,
 };
 
 fn marker_rule(marker: &str) -> String {
@@ -197,18 +198,15 @@ fn sigterm_under_load_delivers_or_spools_every_alert() {
     };
     let file = scratch.path("vigil.yaml");
     std::fs::write(&file, config(&dead)).expect("config");
-    let mut agent = Running(
-        Command::new(vigil_binary())
-            .args(["run", "--metrics-addr", &metrics, "--rules"])
-            .arg(&rules)
-            .arg("--config")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("vigil run"),
-    );
-    let drain = wait_running(&mut agent.0);
+    let run_args = [
+        "--metrics-addr".as_ref(),
+        metrics.as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--config".as_ref(),
+        file.as_os_str(),
+    ];
+    let (mut agent, drain) = spawn_run(run_args);
     // Load: a stream of marker reads, still going when SIGTERM arrives.
     let marker = scratch.path("vigil-sigterm-marker");
     std::fs::write(&marker, "x").expect("marker");
@@ -297,18 +295,8 @@ fn sigterm_under_load_delivers_or_spools_every_alert() {
             }
         })
     };
-    let mut replay = Running(
-        Command::new(vigil_binary())
-            .args(["run", "--metrics-addr", &free_addr(), "--rules"])
-            .arg(&rules)
-            .arg("--config")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("vigil run"),
-    );
-    let drain = wait_running(&mut replay.0);
+    // The same agent again (its metrics port is free once more).
+    let (mut replay, drain) = spawn_run(run_args);
     let wanted: BTreeSet<String> = local
         .iter()
         .filter_map(|alert| alert["uuid"].as_str().map(str::to_string))
@@ -358,16 +346,13 @@ fn a_changed_file_reloads_its_rules_and_says_what_needs_a_restart() {
         )
     };
     std::fs::write(&file, config("rules-a", "")).expect("config");
-    let mut agent = Running(
-        Command::new(vigil_binary())
-            .args(["run", "--metrics-addr", &free_addr(), "--config"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("vigil run"),
-    );
-    let drain = wait_running(&mut agent.0);
+    let metrics = free_addr();
+    let (mut agent, drain) = spawn_run([
+        "--metrics-addr".as_ref(),
+        metrics.as_ref(),
+        "--config".as_ref(),
+        file.as_os_str(),
+    ]);
     let wait = |what: &str, found: &dyn Fn(&Value) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(15);
         while !lines(&alerts).iter().any(found) {

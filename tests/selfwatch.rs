@@ -3,13 +3,13 @@
 
 use std::{
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 use vigil_integration_tests::{
-    Running, Scratch, free_addr, require_root, stop, vigil_binary, wait_running,
+    Scratch, file_sink_config, free_addr, require_root, spawn_run, stop,
 };
 
 fn records(file: &Path) -> Vec<Value> {
@@ -41,32 +41,17 @@ fn signals_and_ptrace_from_other_processes_are_reported() {
     let scratch = Scratch::new("selfwatch");
     let alerts = scratch.path("alerts.jsonl");
     let config = scratch.path("vigil.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "sinks:\n  - type: file\n    path: {}\nheartbeat_interval: off\n",
-            alerts.display()
-        ),
-    )
-    .expect("config");
+    file_sink_config(&config, &alerts);
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules");
-    let mut agent = Running(
-        Command::new(vigil_binary())
-            .args([
-                "run",
-                "--metrics-addr",
-                &free_addr(),
-                "--rules",
-                rules,
-                "--config",
-            ])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("vigil run"),
-    );
-    let drain = wait_running(&mut agent.0);
+    let metrics = free_addr();
+    let (mut agent, drain) = spawn_run([
+        "--metrics-addr".as_ref(),
+        metrics.as_ref(),
+        "--rules".as_ref(),
+        rules.as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
     let pid = agent.0.id();
     let me = std::process::id();
 
@@ -160,14 +145,7 @@ fn programs_detached_by_someone_else_are_reported() {
     let scratch = Scratch::new("selfwatch-detach");
     let alerts = scratch.path("alerts.jsonl");
     let config = scratch.path("vigil.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "sinks:\n  - type: file\n    path: {}\nheartbeat_interval: off\n",
-            alerts.display()
-        ),
-    )
-    .expect("config");
+    file_sink_config(&config, &alerts);
     // An egress policy, so that the agent attaches cgroup links, which can be detached.
     let egress = scratch.path("egress.yaml");
     std::fs::write(
@@ -178,25 +156,17 @@ fn programs_detached_by_someone_else_are_reported() {
     let before = vigil::probes::integrity::links();
     let newest_before = before.iter().map(|l| l.id).max().unwrap_or(0);
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules");
-    let mut agent = Running(
-        Command::new(vigil_binary())
-            .args([
-                "run",
-                "--metrics-addr",
-                &free_addr(),
-                "--rules",
-                rules,
-                "--config",
-            ])
-            .arg(&config)
-            .arg("--egress")
-            .arg(&egress)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("vigil run"),
-    );
-    let drain = wait_running(&mut agent.0);
+    let metrics = free_addr();
+    let (mut agent, drain) = spawn_run([
+        "--metrics-addr".as_ref(),
+        metrics.as_ref(),
+        "--rules".as_ref(),
+        rules.as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--egress".as_ref(),
+        egress.as_os_str(),
+    ]);
     // Let the watchdog take its census first.
     std::thread::sleep(Duration::from_millis(500));
     let detached = vigil::probes::integrity::links()

@@ -352,6 +352,38 @@ pub fn wait_running(agent: &mut Child) -> std::thread::JoinHandle<()> {
     drain
 }
 
+/// Starts `vigil run ARGS` (stdout discarded, stderr drained) and waits until it runs; returns
+/// the agent and the thread draining its log.
+pub fn spawn_run<I, S>(args: I) -> (Running, std::thread::JoinHandle<()>)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut agent = Running(
+        std::process::Command::new(vigil_binary())
+            .arg("run")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("vigil run"),
+    );
+    let drain = wait_running(&mut agent.0);
+    (agent, drain)
+}
+
+/// Writes a configuration whose only sink is the file `alerts` (heartbeats off) to `config`.
+pub fn file_sink_config(config: &std::path::Path, alerts: &std::path::Path) {
+    std::fs::write(
+        config,
+        format!(
+            "sinks:\n  - type: file\n    path: {}\nheartbeat_interval: off\n",
+            alerts.display()
+        ),
+    )
+    .expect("config");
+}
+
 /// Stops an agent with SIGTERM and checks it exits cleanly.
 pub fn stop(agent: &mut Child) {
     // SAFETY: kill(2) of our own child.

@@ -191,11 +191,7 @@ pub async fn sink_outage(
     let started = now_unix_ns();
     receiver.set_down(true);
     for attack in &attacks {
-        let sandbox = workdir.join(format!("outage-{}", attack.name));
-        std::fs::create_dir_all(&sandbox).map_err(|source| ChaosError::Io {
-            what: format!("creating {}", sandbox.display()),
-            source,
-        })?;
+        let sandbox = sandbox_for(workdir, &format!("outage-{}", attack.name))?;
         run_script(attack.script, &sandbox).await;
         let _ = std::fs::remove_dir_all(&sandbox);
     }
@@ -274,11 +270,7 @@ pub async fn dns_sinkhole(
         ),
         source,
     })?;
-    let sandbox = workdir.join("dns-sinkhole");
-    std::fs::create_dir_all(&sandbox).map_err(|source| ChaosError::Io {
-        what: format!("creating {}", sandbox.display()),
-        source,
-    })?;
+    let sandbox = sandbox_for(workdir, "dns-sinkhole")?;
     let program = sandbox.join("implant.py");
     std::fs::write(&program, IMPLANT_PROGRAM).map_err(|source| ChaosError::Io {
         what: format!("writing {}", program.display()),
@@ -348,11 +340,7 @@ pub async fn tls_certificate_expired(
     };
     let expired = now_unix_ns();
     certificate.set_expired(true);
-    let sandbox = workdir.join("tls-expired");
-    std::fs::create_dir_all(&sandbox).map_err(|source| ChaosError::Io {
-        what: format!("creating {}", sandbox.display()),
-        source,
-    })?;
+    let sandbox = sandbox_for(workdir, "tls-expired")?;
     run_script(attack.script, &sandbox).await;
     let _ = std::fs::remove_dir_all(&sandbox);
     // The attack's alert still reaches the healthy sink at once; its id tells which record

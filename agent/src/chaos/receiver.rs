@@ -60,9 +60,9 @@ struct Shared {
 
 /// HTTPS connections; a client that refuses the certificate fails its handshake and the
 /// listener goes on accepting.
-struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
+pub(crate) struct TlsListener {
+    pub(crate) tcp: TcpListener,
+    pub(crate) acceptor: TlsAcceptor,
 }
 
 impl Listener for TlsListener {
