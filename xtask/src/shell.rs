@@ -24,6 +24,35 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Like [`run`], but also returns what `cmd` printed on stdout (still shown as it arrives).
+pub fn run_tee(cmd: &mut Command) -> Result<String> {
+    use std::io::{BufRead as _, BufReader, Write as _};
+
+    let shown = describe(cmd);
+    eprintln!("$ {shown}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    let mut captured = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        let mut out = io::stdout().lock();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.with_context(|| format!("reading the output of `{shown}`"))?;
+            let _ = writeln!(out, "{line}");
+            captured.push_str(&line);
+            captured.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(captured)
+}
+
 /// Echoes `cmd` and replaces this process with it, so signals (Ctrl-C) and the exit status
 /// belong to the program itself. Returns only on failure.
 pub fn exec(cmd: &mut Command) -> anyhow::Error {

@@ -1,4 +1,4 @@
-//! The tasks behind the subcommands other than `bootstrap`.
+//! The tasks behind the subcommands other than `bootstrap` and `bench`.
 
 use std::ffi::OsString;
 
@@ -12,14 +12,14 @@ use crate::{
 };
 
 /// The agent's package (lib + the `vigil` binary).
-const AGENT_PACKAGE: &str = "vigil";
+pub const AGENT_PACKAGE: &str = "vigil";
 /// The eBPF crate: it only compiles for the BPF target, so host-side `--workspace` runs leave it
 /// out and lint checks it separately.
 const EBPF_PACKAGE: &str = "agent-ebpf";
 const EBPF_TARGET: &str = "bpfel-unknown-none";
 /// The tests that load real eBPF programs: they need root and share kernel state, hence run
 /// one at a time.
-const INTEGRATION_TESTS_PACKAGE: &str = "vigil-integration-tests";
+pub const INTEGRATION_TESTS_PACKAGE: &str = "vigil-integration-tests";
 
 /// Bootstraps, then builds the agent.
 pub fn build(ws: &Workspace, release: bool) -> Result<()> {
@@ -132,36 +132,4 @@ pub fn lint(ws: &Workspace) -> Result<()> {
         bail!("lint failed:\n  {}", failed.join("\n  "));
     }
     Ok(())
-}
-
-/// Bootstraps, runs the criterion benchmarks (ARGS go to them), then the kernel benches: the
-/// load bench and the egress cost bench.
-pub fn bench(ws: &Workspace, args: &[OsString]) -> Result<()> {
-    bootstrap::bootstrap(ws)?;
-    let mut cmd = ws.cargo();
-    // Only the criterion targets: the lib's test harness rejects criterion's options.
-    cmd.args(["bench", "-p", AGENT_PACKAGE, "--bench", "*"]);
-    if !args.is_empty() {
-        cmd.arg("--").args(args);
-    }
-    shell::run(&mut cmd)?;
-    if !privilege::is_root() {
-        bail!(
-            "the criterion benches ran, but the kernel benches cannot: {EBPF_NEEDS_ROOT}; \
-             re-run `cargo xtask bench` as root"
-        );
-    }
-    // Real probes under a generated syscall load: sustained rate and kernel-side drops.
-    shell::run(
-        ws.cargo()
-            .args(["bench", "-p", INTEGRATION_TESTS_PACKAGE, "--bench", "load"]),
-    )?;
-    // The egress hook's cost per connect(), detached vs attached, small vs 10,000-entry lists.
-    shell::run(ws.cargo().args([
-        "bench",
-        "-p",
-        INTEGRATION_TESTS_PACKAGE,
-        "--bench",
-        "egress_cost",
-    ]))
 }
