@@ -401,6 +401,11 @@ async fn next_work(reloader: &mut Option<Reloader>) -> Work {
     }
 }
 
+/// Most events handled in one go. Under a constant stream of events (a syscall storm) a loop
+/// that drains until the queue is empty would never return, and SIGTERM, SIGHUP and reloads
+/// would wait forever.
+const BATCH: usize = 1024;
+
 fn deliver(
     pipeline: &mut Pipeline,
     consume: &mut impl FnMut(&Enriched, bool, &Metrics) -> io::Result<()>,
@@ -409,7 +414,7 @@ fn deliver(
     first: Enriched,
 ) -> io::Result<()> {
     let mut current = first;
-    loop {
+    for _ in 1..BATCH {
         if let Some(egress) = egress.as_deref_mut() {
             egress.observe(&current);
         }
@@ -420,4 +425,10 @@ fn deliver(
             None => return Ok(()),
         }
     }
+    // The batch is full: the rest waits in the pipeline's queue while the event loop looks at
+    // signals and reloads.
+    if let Some(egress) = egress.as_deref_mut() {
+        egress.observe(&current);
+    }
+    consume(&current, false, metrics)
 }
