@@ -1,13 +1,7 @@
 //! `cargo xtask bench`: the criterion micro-benchmarks, the kernel benches, and the side-by-side
 //! suite against the peers ([`crate::peers`]), reported in BENCHMARKS.md and JSON.
 
-use std::{
-    collections::BTreeMap,
-    ffi::OsString,
-    fs,
-    path::{Path, PathBuf},
-    time::SystemTime,
-};
+use std::{collections::BTreeMap, ffi::OsString, fs, path::PathBuf, time::SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
@@ -83,7 +77,7 @@ pub fn bench(ws: &Workspace, options: &Options) -> Result<()> {
         let inputs = build_inputs(ws)?;
         let settings = Settings::new(options.quick)?;
         eprintln!(
-            "bench: side-by-side suite, {} run(s) per workload and observer{}",
+            "bench: side-by-side suite, {} round(s) of every workload under every observer{}",
             settings.reps,
             if settings.quick { " (quick mode)" } else { "" }
         );
@@ -103,7 +97,6 @@ pub fn bench(ws: &Workspace, options: &Options) -> Result<()> {
         loadavg: (load_start, report::loadavg()),
         criterion: report::criterion_figures(&ws.target_dir().join("criterion"), started),
         kernel_benches,
-        json_path: shown_path(ws, &json_path),
     };
     let json = report::to_json(measurements.as_ref(), &ctx);
     let text = serde_json::to_string_pretty(&json).context("encoding the JSON report")?;
@@ -258,12 +251,4 @@ fn versions(ws: &Workspace) -> BTreeMap<String, String> {
         }
     }
     versions
-}
-
-/// `path` relative to the workspace root when it is inside it, else as it is.
-fn shown_path(ws: &Workspace, path: &Path) -> String {
-    path.strip_prefix(&ws.root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
 }

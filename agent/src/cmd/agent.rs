@@ -427,7 +427,7 @@ fn deliver(
     }
     // The batch is full: the rest waits in the pipeline's queue while the event loop looks at
     // signals and reloads.
-    if let Some(egress) = egress.as_deref_mut() {
+    if let Some(egress) = egress {
         egress.observe(&current);
     }
     consume(&current, false, metrics)

@@ -3,11 +3,13 @@
 //! and with auditd, all in one run, plus Vigil's own cost figures and its memory with a
 //! 10,000-process table. [`report`] turns the measurements into BENCHMARKS.md and JSON.
 //!
-//! Observers run one at a time, in [`Observer::ORDER`]: each is started, every workload is run
-//! `reps` times under it, then it is stopped and undone before the next starts. auditd comes
-//! last but one: once auditing has been switched on, the kernel gives every new task an audit
-//! context until reboot, so the suite ends with a second no-observer pass that shows what that
-//! leaves behind.
+//! The suite runs in rounds. In each round every observer, in [`Observer::ORDER`], is started,
+//! every workload is run once under it, and it is stopped and undone before the next one
+//! starts; a cell's figure is the median over the rounds. Rounds rather than back-to-back
+//! repetitions spread a burst of unrelated load on a shared machine over all the observers
+//! instead of pinning it on one. auditd comes last but one in each round: once auditing has been
+//! switched on, the kernel gives every new task an audit context until reboot, so every round
+//! ends with a no-observer pass that shows what that leaves behind.
 
 mod audit;
 mod bpftrace;
@@ -18,7 +20,7 @@ mod vigil;
 mod workload;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -39,9 +41,9 @@ use self::{
 /// What the suite runs, and with how much work.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The smoke-test mode: small workloads, one repetition, 1,000 held processes.
+    /// The smoke-test mode: small workloads, one round, 1,000 held processes.
     pub quick: bool,
-    /// Runs of each workload under each observer; the median is reported.
+    /// Rounds: runs of each workload under each observer; the median is reported.
     pub reps: usize,
     /// Work per run.
     pub scale: Scale,
@@ -50,7 +52,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The full or the quick suite; `VIGIL_BENCH_REPS` overrides the repetitions.
+    /// The full suite (5 rounds) or the quick one (1 round); `VIGIL_BENCH_REPS` overrides the
+    /// number of rounds.
     pub fn new(quick: bool) -> Result<Settings> {
         let reps = match std::env::var("VIGIL_BENCH_REPS") {
             Ok(text) => text
@@ -59,7 +62,7 @@ impl Settings {
                 .filter(|&n| n > 0)
                 .with_context(|| format!("VIGIL_BENCH_REPS={text:?} is not a positive number"))?,
             Err(_) if quick => 1,
-            Err(_) => 3,
+            Err(_) => 5,
         };
         Ok(Settings {
             quick,
@@ -159,8 +162,11 @@ impl Observer {
                  -S connect`; rules deleted, settings restored and the daemon stopped afterwards"
             }
             Observer::NoneAfterAuditd => {
-                "no observer again, after auditd: auditing stays armed for new tasks until \
-                 reboot (the kernel's `audit_ever_enabled`), so this shows the residue"
+                "no observer again, right after auditd in each round: once auditd has switched \
+                 auditing on, the kernel gives every new task an audit context until reboot \
+                 (`audit_ever_enabled`), so this shows that residue (it is also in the \
+                 baseline of rounds after the first, and of every run after the first since \
+                 boot)"
             }
         }
     }
@@ -206,6 +212,24 @@ impl Cell {
     pub fn median_s(&self) -> f64 {
         sys::median(&self.wall_s)
     }
+
+    /// Adds another session's run of the same workload.
+    fn merge(&mut self, other: Cell) {
+        fn add<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+            Some(a? + b?)
+        }
+        self.wall_s.extend(other.wall_s);
+        self.counts = other.counts;
+        self.cpu_s = add(self.cpu_s, other.cpu_s);
+        self.events = add(self.events, other.events);
+        self.drops = add(self.drops, other.drops);
+        self.markers_expected += other.markers_expected;
+        self.markers_received = add(self.markers_received, other.markers_received);
+        self.latency_ms.extend(other.latency_ms);
+        for (rule, n) in other.other_alerts {
+            *self.other_alerts.entry(rule).or_insert(0) += n;
+        }
+    }
 }
 
 /// Everything measured under one observer.
@@ -221,8 +245,60 @@ pub struct ObserverRun {
     pub memory: Option<Memory>,
     /// What bpftrace counted.
     pub bpftrace: Option<bpftrace::Counts>,
-    /// `/proc/loadavg` when the observer's session started: how busy the shared machine was.
-    pub loadavg: String,
+    /// `/proc/loadavg` when each session started: how busy the shared machine was.
+    pub loadavg: Vec<String>,
+    /// Other processes holding eBPF programs during the sessions (`comm (pid)`): another
+    /// agent attached to the same tracepoints slows every column, the baseline included.
+    pub other_bpf: BTreeSet<String>,
+}
+
+impl ObserverRun {
+    fn new(observer: Observer) -> ObserverRun {
+        ObserverRun {
+            observer,
+            skipped: None,
+            cells: Vec::new(),
+            memory: None,
+            bpftrace: None,
+            loadavg: Vec::new(),
+            other_bpf: BTreeSet::new(),
+        }
+    }
+
+    /// Marks the observer as not measured, dropping what earlier rounds measured.
+    fn skip(&mut self, reason: String) {
+        *self = ObserverRun {
+            skipped: Some(reason),
+            ..ObserverRun::new(self.observer)
+        };
+    }
+
+    /// Adds one session's figures: runs, counters and latencies accumulate, the memory peak is
+    /// the highest of the sessions.
+    fn merge(&mut self, session: ObserverRun) {
+        for cell in session.cells {
+            match self.cells.iter_mut().find(|c| c.workload == cell.workload) {
+                Some(existing) => existing.merge(cell),
+                None => self.cells.push(cell),
+            }
+        }
+        self.memory = match (self.memory, session.memory) {
+            (Some(a), Some(b)) => Some(Memory {
+                rss_kib: b.rss_kib,
+                hwm_kib: a.hwm_kib.max(b.hwm_kib),
+            }),
+            (a, b) => b.or(a),
+        };
+        self.bpftrace = match (self.bpftrace, session.bpftrace) {
+            (Some(a), Some(b)) => Some(bpftrace::Counts {
+                enter: a.enter + b.enter,
+                exit: a.exit + b.exit,
+            }),
+            (a, b) => b.or(a),
+        };
+        self.loadavg.extend(session.loadavg);
+        self.other_bpf.extend(session.other_bpf);
+    }
 }
 
 /// Vigil's memory with many processes in its table.
@@ -264,60 +340,58 @@ pub fn run(inputs: &Inputs, settings: &Settings) -> Result<Measurements> {
     for workload in Workload::ALL {
         runner.run(workload)?;
     }
-    let mut observers: Vec<ObserverRun> = Vec::new();
-    let mut process_table = None;
-    for observer in Observer::ORDER {
-        interrupt::check()?;
-        let reason = match observer {
+    let mut observers: Vec<ObserverRun> = Observer::ORDER.map(ObserverRun::new).to_vec();
+    for run in &mut observers {
+        run.skipped = match run.observer {
             Observer::Bpftrace => bpftrace::unavailable(),
             Observer::Auditd => audit::unavailable(),
-            Observer::NoneAfterAuditd => observers
-                .iter()
-                .any(|run| run.observer == Observer::Auditd && run.skipped.is_some())
-                .then(|| "auditd did not run".to_owned()),
             _ => None,
         };
-        if let Some(reason) = reason {
-            eprintln!("bench: {} skipped: {reason}", observer.label());
-            observers.push(ObserverRun {
-                observer,
-                skipped: Some(reason),
-                cells: Vec::new(),
-                memory: None,
-                bpftrace: None,
-                loadavg: String::new(),
-            });
-            continue;
-        }
-        eprintln!("bench: measuring under {}", observer.label());
-        let dir = scratch.path().join(observer.id());
-        match measure(observer, inputs, settings, &dir, &mut runner) {
-            Ok(run) => observers.push(run),
-            Err(err) if observer.is_peer() && !interrupt::interrupted() => {
-                eprintln!("bench: warning: {} failed: {err:#}", observer.label());
-                observers.push(ObserverRun {
-                    observer,
-                    skipped: Some(format!("failed: {err:#}")),
-                    cells: Vec::new(),
-                    memory: None,
-                    bpftrace: None,
-                    loadavg: String::new(),
-                });
-            }
-            Err(err) => return Err(err.context(format!("measuring {}", observer.label()))),
-        }
-        if observer == Observer::VigilFalco {
-            eprintln!(
-                "bench: Vigil's memory with {} extra processes",
-                settings.processes
-            );
-            let dir = scratch.path().join("process-table");
-            process_table = Some(
-                measure_process_table(inputs, settings, &dir, runner.marker())
-                    .context("measuring the process table")?,
-            );
+        if let Some(reason) = &run.skipped {
+            eprintln!("bench: {} skipped: {reason}", run.observer.label());
         }
     }
+    for round in 1..=settings.reps {
+        for index in 0..observers.len() {
+            let observer = observers[index].observer;
+            if observer == Observer::NoneAfterAuditd
+                && observers
+                    .iter()
+                    .any(|run| run.observer == Observer::Auditd && run.skipped.is_some())
+            {
+                observers[index].skip("auditd did not run".to_owned());
+            }
+            if observers[index].skipped.is_some() {
+                continue;
+            }
+            interrupt::check()?;
+            eprintln!(
+                "bench: round {round}/{}: {}",
+                settings.reps,
+                observer.label()
+            );
+            let dir = scratch.path().join(format!("{}-{round}", observer.id()));
+            match measure(observer, inputs, &dir, &mut runner) {
+                Ok(session) => observers[index].merge(session),
+                Err(err) if observer.is_peer() && !interrupt::interrupted() => {
+                    eprintln!("bench: warning: {} failed: {err:#}", observer.label());
+                    observers[index].skip(format!("failed in round {round}: {err:#}"));
+                }
+                Err(err) => return Err(err.context(format!("measuring {}", observer.label()))),
+            }
+        }
+    }
+    // Last: killing thousands of processes at once is a burst the rounds should not see.
+    interrupt::check()?;
+    eprintln!(
+        "bench: Vigil's memory with {} extra processes",
+        settings.processes
+    );
+    let dir = scratch.path().join("process-table");
+    let process_table = Some(
+        measure_process_table(inputs, settings, &dir, runner.marker())
+            .context("measuring the process table")?,
+    );
     Ok(Measurements {
         settings: settings.clone(),
         observers,
@@ -425,64 +499,47 @@ impl Running {
     }
 }
 
+/// One session: starts `observer`, runs every workload once under it, stops it.
 fn measure(
     observer: Observer,
     inputs: &Inputs,
-    settings: &Settings,
     dir: &Path,
     runner: &mut Runner,
 ) -> Result<ObserverRun> {
-    let loadavg = report::loadavg();
+    let mut session = ObserverRun::new(observer);
+    session.loadavg.push(report::loadavg());
     let mut running = Running::start(observer, inputs, dir, runner.marker())?;
-    let mut cells = Vec::new();
+    let own: Vec<u32> = running.pid().into_iter().collect();
+    session.other_bpf.extend(sys::bpf_users(&own));
     for workload in Workload::ALL {
         let before = running.probe()?;
-        let mut wall_s = Vec::new();
-        let mut markers = 0;
-        let mut counts = BTreeMap::new();
-        for _ in 0..settings.reps {
-            interrupt::check()?;
-            let run = runner
-                .run(workload)
-                .with_context(|| format!("running {}", workload.name()))?;
-            wall_s.push(run.elapsed_s);
-            markers += run.markers;
-            counts = run.counts;
-        }
-        let alerts = running.settle(markers)?;
+        interrupt::check()?;
+        let run = runner
+            .run(workload)
+            .with_context(|| format!("running {}", workload.name()))?;
+        let alerts = running.settle(run.markers)?;
         let after = running.probe()?;
-        let cell = cell(
-            workload, observer, wall_s, counts, markers, &alerts, before, after,
-        );
+        let cell = cell(workload, observer, run, &alerts, before, after);
         eprintln!(
-            "bench:   {:<14} median {:.3} s{}",
+            "bench:   {:<14} {:.3} s{}",
             workload.name(),
             cell.median_s(),
             cell.events
                 .map(|events| format!(", {events} events"))
                 .unwrap_or_default()
         );
-        cells.push(cell);
+        session.cells.push(cell);
     }
-    let memory = running.memory();
-    let bpftrace = running.stop()?;
-    Ok(ObserverRun {
-        observer,
-        skipped: None,
-        cells,
-        memory,
-        bpftrace,
-        loadavg,
-    })
+    session.other_bpf.extend(sys::bpf_users(&own));
+    session.memory = running.memory();
+    session.bpftrace = running.stop()?;
+    Ok(session)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn cell(
     workload: Workload,
     observer: Observer,
-    wall_s: Vec<f64>,
-    counts: BTreeMap<String, u64>,
-    markers: u64,
+    run: workload::Run,
     alerts: &[Alert],
     before: Probe,
     after: Probe,
@@ -503,12 +560,12 @@ fn cell(
     }
     Cell {
         workload,
-        wall_s,
-        counts,
+        wall_s: vec![run.elapsed_s],
+        counts: run.counts,
         cpu_s: before.cpu_s.zip(after.cpu_s).map(|(a, b)| b - a),
         events: delta(before.events, after.events),
         drops: delta(before.drops, after.drops),
-        markers_expected: markers,
+        markers_expected: run.markers,
         markers_received: observer.is_vigil().then_some(received),
         latency_ms,
         other_alerts,

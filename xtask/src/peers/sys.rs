@@ -75,6 +75,31 @@ pub fn pids_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Processes other than this one and `exclude` that hold an eBPF program (an fd linked to
+/// `anon_inode:bpf-prog`), as `comm (pid)`.
+pub fn bpf_users(exclude: &[u32]) -> Vec<String> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me && !exclude.contains(pid))
+        .filter(|pid| {
+            fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten().any(|fd| {
+                    fs::read_link(fd.path())
+                        .is_ok_and(|target| target.as_os_str() == "anon_inode:bpf-prog")
+                })
+            })
+        })
+        .map(|pid| {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            format!("{} ({pid})", comm.trim())
+        })
+        .collect()
+}
+
 /// A directory made with mkdtemp(3) below the system's temporary directory, removed with
 /// everything in it when dropped.
 pub struct TempDir(PathBuf);
