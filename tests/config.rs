@@ -10,8 +10,8 @@ use std::{
 
 use serde_json::Value;
 use vigil_integration_tests::{
-    Running, Scratch, cat, free_addr, require_root, scrape, spawn_run, stop, vigil_binary,
-    wait_running,
+    Running, Scratch, cat, free_addr, http_get, require_root, scrape, spawn_run, stop,
+    vigil_binary, wait_running,
 };
 
 fn marker_rule(marker: &str) -> String {
@@ -81,17 +81,7 @@ fn check_validates_the_file_and_what_it_names() {
 
 /// `GET /readyz` on `addr` answers 200.
 fn ready(addr: &str) -> bool {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return false;
-    };
-    let _ = write!(
-        stream,
-        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text.starts_with("HTTP/1.1 200")
+    http_get(addr, "/readyz").0 == 200
 }
 
 fn lines(file: &Path) -> Vec<Value> {

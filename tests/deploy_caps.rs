@@ -9,7 +9,7 @@ mod deploy_support;
 
 use std::{
     collections::BTreeSet,
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{BufRead as _, BufReader, Write as _},
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
@@ -21,7 +21,7 @@ use std::{
 use deploy_support::{Capability, base_capabilities, egress_capabilities, repo};
 use serde_json::Value;
 use vigil_integration_tests::{
-    Running, Scratch, cat, free_addr, require_root, scrape, stop, vigil_binary,
+    Running, Scratch, cat, free_addr, http_get, require_root, scrape, stop, vigil_binary,
 };
 
 /// Capability names by bit number (linux/capability.h), as capsh spells them.
@@ -528,21 +528,10 @@ fn without(capabilities: &[Capability], name: &str) -> Vec<Capability> {
 
 /// The status code of a GET on the agent's endpoint.
 fn http_status(addr: &str, path: &str) -> u16 {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the endpoint");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
+    match http_get(addr, path) {
+        (0, _) => panic!("no HTTP response from {addr}{path}"),
+        (status, _) => status,
+    }
 }
 
 /// Debian's python3, which the bootstrap installs.

