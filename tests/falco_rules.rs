@@ -282,8 +282,15 @@ async fn server_names_come_from_the_names_rules_mention() {
     }]);
     let (ruleset, report) = Ruleset::compile(&loaded, &Selection::default());
     assert!(report.ok(), "{:?}", report.errors);
+    // Whichever loopback address this machine's resolver gives `localhost` (127.0.0.1 or ::1).
+    use std::net::ToSocketAddrs;
+    let loopback = ("localhost", 0)
+        .to_socket_addrs()
+        .expect("localhost resolves")
+        .map(|addr| addr.ip())
+        .find(|ip| ip.is_loopback())
+        .expect("localhost has a loopback address");
     // The name is resolved in the background: wait for it, as a rule loaded at start-up would.
-    let loopback = "127.0.0.1".parse().expect("ip");
     let deadline = Instant::now() + Duration::from_secs(10);
     let localhost_known = || {
         vigil::rules::dns::global()
@@ -299,11 +306,11 @@ async fn server_names_come_from_the_names_rules_mention() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let listener = std::net::TcpListener::bind((loopback, 0)).expect("listener");
     let port = listener.local_addr().expect("addr").port();
     let mut harness = Harness::start().await;
     let child = Command::new("/bin/bash")
-        .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
+        .args(["-c", &format!("exec 3<>/dev/tcp/{loopback}/{port}")])
         .spawn()
         .expect("bash");
     let pid = child.id();
@@ -330,7 +337,9 @@ async fn server_names_come_from_the_names_rules_mention() {
     };
     assert_eq!(alert.output_fields["fd.sip.name"], "localhost");
     assert!(
-        alert.output.ends_with("connected to localhost (127.0.0.1)"),
+        alert
+            .output
+            .ends_with(&format!("connected to localhost ({loopback})")),
         "{}",
         alert.output
     );
