@@ -267,7 +267,19 @@ pub struct ProbeConfig {
     pub ignored_tgid: u32,
     /// Reserved, zero.
     pub reserved: u32,
+    /// A CPU wakes the reader at most once per this many ns (monotonic clock); records in
+    /// between are committed without a wakeup and found by the reader's follow-up poll, which
+    /// comes at most [`READER_POLL_FACTOR`] intervals after a read that found records. 0 wakes
+    /// the reader for every record the kernel deems worth it (its adaptive default).
+    pub wakeup_interval_ns: u64,
+    /// Unread bytes in the ring buffer at which a record always wakes the reader, however
+    /// recent the last wakeup.
+    pub wakeup_bytes: u64,
 }
+
+/// The reader polls again this many wakeup intervals after a read that found records, so a
+/// record committed without a wakeup waits at most that long.
+pub const READER_POLL_FACTOR: u32 = 2;
 
 /// Indexes of the per-CPU drop counters.
 pub mod drop_reason {

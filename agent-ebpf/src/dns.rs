@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    EVENTS, count_drop,
+    EVENTS, Wakeup, count_drop,
     egress::{EGRESS_HOSTS, EGRESS_NAMES, active_generation, lowest_bit},
     fill_header,
 };
@@ -96,6 +96,7 @@ fn on_packet(ctx: &SkBuffContext) {
     let len = (((total - offset).min(DNS_CAPTURE_MAX) as u32).wrapping_sub(1)
         & (DNS_CAPTURE_MAX as u32 - 1))
         + 1;
+    let wakeup = Wakeup::decide();
     let Some(mut entry) = EVENTS.reserve::<DnsRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
         return;
@@ -125,7 +126,8 @@ fn on_packet(ctx: &SkBuffContext) {
     // SAFETY: `data` was just filled (its first `len` bytes) and stays ours until submit.
     let data = unsafe { &(*record).data };
     learn(data, len as usize);
-    entry.submit(0);
+    entry.submit(wakeup.flags);
+    wakeup.committed();
 }
 
 #[inline(always)]

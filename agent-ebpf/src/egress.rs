@@ -20,7 +20,7 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 
-use crate::{EVENTS, count_drop, fill_header};
+use crate::{EVENTS, Wakeup, count_drop, fill_header};
 
 const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
@@ -338,6 +338,7 @@ fn ports_allow(ports: &EgressPorts, destination: &Destination) -> bool {
 
 #[inline(always)]
 fn report(destination: &Destination, policy: u32, blocked: bool, hook: u8) {
+    let wakeup = Wakeup::decide();
     let Some(mut entry) = EVENTS.reserve::<EgressRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
         return;
@@ -360,5 +361,6 @@ fn report(destination: &Destination, policy: u32, blocked: bool, hook: u8) {
         (*record).reserved = 0;
         (*record).reserved2 = 0;
     }
-    entry.submit(0);
+    entry.submit(wakeup.flags);
+    wakeup.committed();
 }

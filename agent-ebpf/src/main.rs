@@ -22,12 +22,12 @@ use aya_ebpf::{
     EbpfContext,
     helpers::generated::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_ktime_get_ns, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
     },
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -49,8 +49,12 @@ static SYSCALL_INTEREST: Array<SyscallRecipe> = Array::with_max_entries(MAX_SYSC
 #[map]
 static CONFIG: Array<ProbeConfig> = Array::with_max_entries(1, 0);
 
+/// Syscalls in flight, by thread. A plain (preallocated) hash: an LRU map costs a locked list
+/// operation on every insert and delete, twice per traced call. Entries leave at the call's
+/// exit, when the thread exits, or move when a thread's exec takes over the leader's id; a
+/// full map is counted (`pending_map_full`), never silent.
 #[map]
-static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(16384, 0);
+static PENDING: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
 
 #[map]
 static EXEC_PENDING: HashMap<u32, ExecCapture> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
@@ -67,6 +71,75 @@ static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_reason::COUNT, 0);
+
+/// When each CPU last woke the ring buffer's reader (monotonic ns).
+#[map]
+static LAST_WAKEUP: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// How a record is committed: whether it wakes the reader. Waking costs an interrupt on the
+/// reader's CPU and a context switch, per record, which under a syscall storm costs the
+/// workload more than everything else the probes do; so each CPU wakes the reader at most once
+/// per interval (or when the ring fills up), and the reader polls again shortly after every
+/// read that found records, which picks up the records committed in between.
+pub(crate) struct Wakeup {
+    pub(crate) flags: u64,
+    now: u64,
+}
+
+impl Wakeup {
+    #[inline(always)]
+    pub(crate) fn decide() -> Wakeup {
+        let Some(config) = config() else {
+            return Wakeup { flags: 0, now: 0 };
+        };
+        if config.wakeup_interval_ns == 0 {
+            return Wakeup { flags: 0, now: 0 };
+        }
+        // SAFETY: a helper without arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        let last = LAST_WAKEUP.get(0).copied().unwrap_or(0);
+        if now.wrapping_sub(last) >= config.wakeup_interval_ns
+            || EVENTS.query(BPF_RB_AVAIL_DATA) >= config.wakeup_bytes
+        {
+            Wakeup {
+                flags: BPF_RB_FORCE_WAKEUP,
+                now,
+            }
+        } else {
+            Wakeup {
+                flags: BPF_RB_NO_WAKEUP,
+                now: 0,
+            }
+        }
+    }
+
+    /// Notes a record committed with these flags; only a record that made it into the ring
+    /// (and so woke the reader) starts a new interval.
+    #[inline(always)]
+    pub(crate) fn committed(&self) {
+        if self.now != 0
+            && let Some(last) = LAST_WAKEUP.get_ptr_mut(0)
+        {
+            // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+            unsafe { *last = self.now };
+        }
+    }
+}
+
+/// Copies a record into the ring buffer, counting it as dropped when there is no room.
+#[inline(always)]
+fn emit(bytes: &[u8]) {
+    let wakeup = Wakeup::decide();
+    if EVENTS.output::<[u8]>(bytes, wakeup.flags).is_err() {
+        count_drop(drop_reason::RINGBUF_FULL);
+    } else {
+        wakeup.committed();
+    }
+}
 
 #[inline(always)]
 fn count_drop(reason: u32) {
@@ -137,15 +210,73 @@ unsafe fn read_user_str(dst: *mut u8, max: usize, src: u64, flags: &mut u8) -> (
 
 #[tracepoint]
 pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    let raw = ctx.as_ptr().cast::<u8>();
     // SAFETY: offsets checked against this kernel's tracepoint format at load time.
-    unsafe { on_sys_enter(&ctx) };
+    let nr = unsafe { *(raw.add(RAW_ID_OFFSET).cast::<i64>()) };
+    unsafe {
+        on_sys_enter(nr, false, |args| {
+            let source = raw.add(RAW_ARGS_OFFSET).cast::<u64>();
+            for (i, arg) in args.iter_mut().enumerate() {
+                *arg = *source.add(i);
+            }
+        })
+    };
     0
 }
 
+/// Offsets in the x86_64 `struct pt_regs` (the ptrace register layout, part of the ABI):
+/// `r10` through `di` are contiguous, and `orig_ax` holds the syscall number.
+const REGS_R10_OFFSET: u64 = 56;
+const REGS_R10_TO_DI_WORDS: usize = 8;
+const REGS_ORIG_AX_OFFSET: u64 = 120;
+
+/// The same as `sys_enter`, as a raw tracepoint: no copy of the arguments into a trace buffer
+/// for every syscall of every task, which is most of what a classic tracepoint costs.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter_raw(ctx: RawTracePointContext) -> i32 {
+    let regs: u64 = ctx.arg(0);
+    let nr: i64 = ctx.arg(1);
+    // SAFETY: `regs` is the task's saved registers; reads of kernel memory are checked.
+    unsafe { on_sys_enter(nr, true, |args| read_regs_args(regs, args)) };
+    0
+}
+
+/// Reads a syscall's six arguments from the task's saved registers (x86_64: di, si, dx, r10,
+/// r8, r9), which the kernel leaves as they were at entry until the call returns.
 #[inline(always)]
-unsafe fn on_sys_enter(ctx: &TracePointContext) {
-    let raw = ctx.as_ptr().cast::<u8>();
-    let nr = unsafe { *(raw.add(RAW_ID_OFFSET).cast::<i64>()) };
+unsafe fn read_regs_args(regs: u64, args: &mut [u64; 6]) {
+    // r10, r9, r8, ax, cx, dx, si, di in one read.
+    let mut words = [0u64; REGS_R10_TO_DI_WORDS];
+    unsafe {
+        bpf_probe_read_kernel(
+            words.as_mut_ptr().cast(),
+            size_of::<[u64; REGS_R10_TO_DI_WORDS]>() as u32,
+            (regs + REGS_R10_OFFSET) as *const c_void,
+        );
+    }
+    *args = [words[7], words[6], words[5], words[0], words[2], words[1]];
+}
+
+/// Whether a syscall must be seen at entry, not only at exit: an exec's strings and argv are
+/// gone once it succeeds, the fork program needs a clone's flags while the call is in
+/// progress, and the connect-state program needs to know a connect is in progress.
+#[inline(always)]
+fn needs_entry(recipe: &SyscallRecipe) -> bool {
+    recipe.flags & (recipe_flags::EXEC | recipe_flags::STASH_ONLY | recipe_flags::LOCAL_ADDRESS)
+        != 0
+}
+
+/// Whether `tgid` is the agent's, whose own calls are not reported.
+#[inline(always)]
+fn ignored(tgid: u32) -> bool {
+    config().is_some_and(|config| config.ignored_tgid != 0 && config.ignored_tgid == tgid)
+}
+
+/// A syscall's entry: keeps its arguments for the exit. `exit_reads_registers` is set by the
+/// raw programs, whose exit reads the arguments itself: then only the calls that
+/// [`needs_entry`] are kept, which spares the map insert and delete of every other call.
+#[inline(always)]
+unsafe fn on_sys_enter(nr: i64, exit_reads_registers: bool, read_args: impl FnOnce(&mut [u64; 6])) {
     if nr < 0 || nr >= MAX_SYSCALL_NR as i64 {
         return;
     }
@@ -153,14 +284,13 @@ unsafe fn on_sys_enter(ctx: &TracePointContext) {
         Some(recipe) if recipe.id != 0 => *recipe,
         _ => return,
     };
+    if exit_reads_registers && !needs_entry(&recipe) {
+        return;
+    }
     let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
     // The agent's own calls are skipped, except clone flags: the fork program still needs them
     // to tell the agent's new threads from new processes.
-    if recipe.flags & recipe_flags::STASH_ONLY == 0
-        && let Some(config) = config()
-        && config.ignored_tgid != 0
-        && config.ignored_tgid == (pid_tgid >> 32) as u32
-    {
+    if recipe.flags & recipe_flags::STASH_ONLY == 0 && ignored((pid_tgid >> 32) as u32) {
         return;
     }
     let tid = pid_tgid as u32;
@@ -169,10 +299,19 @@ unsafe fn on_sys_enter(ctx: &TracePointContext) {
         args: [0; 6],
         aux: [0; 3],
     };
-    let args = unsafe { raw.add(RAW_ARGS_OFFSET).cast::<u64>() };
-    for i in 0..6 {
-        call.args[i] = unsafe { *args.add(i) };
+    read_args(&mut call.args);
+    unsafe { read_aux(&recipe, &mut call) };
+    if recipe.flags & recipe_flags::EXEC != 0 {
+        unsafe { capture_exec(&recipe, &call.args, tid) };
     }
+    if PENDING.insert(tid, call, 0).is_err() {
+        count_drop(drop_reason::PENDING_FULL);
+    }
+}
+
+/// Copies the first words of the user struct the recipe's `aux_arg` points to.
+#[inline(always)]
+unsafe fn read_aux(recipe: &SyscallRecipe, call: &mut PendingCall) {
     if let Some(ptr) = pick(&call.args, recipe.aux_arg)
         && ptr != 0
     {
@@ -183,12 +322,6 @@ unsafe fn on_sys_enter(ctx: &TracePointContext) {
                 ptr as *const c_void,
             );
         }
-    }
-    if recipe.flags & recipe_flags::EXEC != 0 {
-        unsafe { capture_exec(&recipe, &call.args, tid) };
-    }
-    if PENDING.insert(tid, call, 0).is_err() {
-        count_drop(drop_reason::PENDING_FULL);
     }
 }
 
@@ -261,15 +394,38 @@ unsafe fn capture_exec(recipe: &SyscallRecipe, args: &[u64; 6], tid: u32) {
 
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    let raw = ctx.as_ptr().cast::<u8>();
     // SAFETY: offsets checked against this kernel's tracepoint format at load time.
-    unsafe { on_sys_exit(&ctx) };
+    unsafe {
+        let nr = *(raw.add(RAW_ID_OFFSET).cast::<i64>());
+        let ret = *(raw.add(RAW_RET_OFFSET).cast::<i64>());
+        on_sys_exit(nr, ret, None);
+    }
     0
 }
 
+/// The same as `sys_exit`, as a raw tracepoint (see `sys_enter_raw`).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit_raw(ctx: RawTracePointContext) -> i32 {
+    let regs: u64 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let mut nr: i64 = -1;
+    // SAFETY: `regs` is the task's saved registers; reads of kernel memory are checked.
+    unsafe {
+        bpf_probe_read_kernel(
+            addr_of_mut!(nr).cast(),
+            size_of::<i64>() as u32,
+            (regs + REGS_ORIG_AX_OFFSET) as *const c_void,
+        );
+        on_sys_exit(nr, ret, Some(regs));
+    }
+    0
+}
+
+/// A syscall's exit: one record of the completed call. With `regs` (the raw programs), calls
+/// that do not [`needs_entry`] take their arguments from the saved registers here.
 #[inline(always)]
-unsafe fn on_sys_exit(ctx: &TracePointContext) {
-    let raw = ctx.as_ptr().cast::<u8>();
-    let nr = unsafe { *(raw.add(RAW_ID_OFFSET).cast::<i64>()) };
+unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
     if nr < 0 || nr >= MAX_SYSCALL_NR as i64 {
         return;
     }
@@ -277,12 +433,32 @@ unsafe fn on_sys_exit(ctx: &TracePointContext) {
         Some(recipe) if recipe.id != 0 => *recipe,
         _ => return,
     };
-    let ret = unsafe { *(raw.add(RAW_RET_OFFSET).cast::<i64>()) };
-    let tid = unsafe { bpf_get_current_pid_tgid() } as u32;
-    let Some(call) = (unsafe { PENDING.get(tid) }).copied() else {
-        return;
+    let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
+    let tid = pid_tgid as u32;
+    let call = match regs {
+        Some(regs) if !needs_entry(&recipe) => {
+            if ignored((pid_tgid >> 32) as u32) {
+                return;
+            }
+            let mut call = PendingCall {
+                nr: nr as u64,
+                args: [0; 6],
+                aux: [0; 3],
+            };
+            unsafe {
+                read_regs_args(regs, &mut call.args);
+                read_aux(&recipe, &mut call);
+            }
+            call
+        }
+        _ => {
+            let Some(call) = (unsafe { PENDING.get(tid) }).copied() else {
+                return;
+            };
+            let _ = PENDING.remove(tid);
+            call
+        }
     };
-    let _ = PENDING.remove(tid);
     if call.nr != nr as u64 || recipe.flags & recipe_flags::STASH_ONLY != 0 {
         return;
     }
@@ -326,10 +502,7 @@ unsafe fn on_sys_exit(ctx: &TracePointContext) {
         if total > SCRATCH_SIZE {
             return;
         }
-        let bytes = core::slice::from_raw_parts(scratch.cast::<u8>(), total);
-        if EVENTS.output::<[u8]>(bytes, 0).is_err() {
-            count_drop(drop_reason::RINGBUF_FULL);
-        }
+        emit(core::slice::from_raw_parts(scratch.cast::<u8>(), total));
     }
 }
 
@@ -630,6 +803,7 @@ unsafe fn on_fork(ctx: &TracePointContext) {
     };
     let _ = PARENTS.insert(child, parent, 0);
 
+    let wakeup = Wakeup::decide();
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
         return;
@@ -640,7 +814,8 @@ unsafe fn on_fork(ctx: &TracePointContext) {
         (*record).child_pid = child;
         (*record).child_ppid = parent;
     }
-    entry.submit(0);
+    entry.submit(wakeup.flags);
+    wakeup.committed();
 }
 
 #[tracepoint]
@@ -695,10 +870,7 @@ unsafe fn on_exec(ctx: &TracePointContext) {
         if total > SCRATCH_SIZE {
             return;
         }
-        let bytes = core::slice::from_raw_parts(scratch.cast::<u8>(), total);
-        if EVENTS.output::<[u8]>(bytes, 0).is_err() {
-            count_drop(drop_reason::RINGBUF_FULL);
-        }
+        emit(core::slice::from_raw_parts(scratch.cast::<u8>(), total));
     }
 }
 
@@ -729,6 +901,7 @@ unsafe fn on_exit(ctx: &TracePointContext) {
     if !process_gone {
         return;
     }
+    let wakeup = Wakeup::decide();
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
         return;
@@ -739,7 +912,8 @@ unsafe fn on_exit(ctx: &TracePointContext) {
         (*record).group_dead = group_dead;
         (*record).reserved = [0; 7];
     }
-    entry.submit(0);
+    entry.submit(wakeup.flags);
+    wakeup.committed();
     // The header above still needed the parent; forget it only now.
     let _ = PARENTS.remove(tgid);
 }

@@ -12,6 +12,7 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::mpsc,
     task::JoinHandle,
+    time::Instant,
 };
 
 use crate::{
@@ -107,7 +108,13 @@ impl Pipeline {
         let ring = probes.take_ring_buffer()?;
         let drops = probes.take_drop_counters()?;
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
-        let reader = tokio::spawn(read_ring(ring, enricher, Arc::clone(&metrics), tx));
+        let reader = tokio::spawn(read_ring(
+            ring,
+            config.probes.reader_poll_interval(),
+            enricher,
+            Arc::clone(&metrics),
+            tx,
+        ));
         let poller = tokio::spawn(poll_drops(drops, Arc::clone(&metrics)));
         metrics.set_ready(probes.all_attached());
         Ok(Pipeline {
@@ -203,8 +210,15 @@ fn learn_names(message: &[u8]) {
     }
 }
 
+/// Reads the ring buffer until the consumer goes away.
+///
+/// The kernel wakes this reader at most once per wakeup interval per CPU, so after every read
+/// that found records it reads again `poll_interval` later even without a wakeup: records
+/// committed without one are found then. A read that finds nothing before that deadline keeps
+/// it, because records of the last wakeup's interval may still be on their way.
 async fn read_ring(
     ring: RingBuf<MapData>,
+    poll_interval: Option<Duration>,
     mut enricher: Enricher,
     metrics: Arc<Metrics>,
     tx: mpsc::Sender<Enriched>,
@@ -213,13 +227,23 @@ async fn read_ring(
     // which only happens when the AsyncFd is dropped.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|error| PipelineError::RingBuffer(error.into()))?;
+    let mut poll_again: Option<Instant> = None;
     loop {
-        let mut guard = ring
-            .readable_mut()
-            .await
-            .map_err(PipelineError::RingBuffer)?;
-        let buffer = guard.get_inner_mut();
+        let woken = match poll_again {
+            Some(deadline) => tokio::select! {
+                ready = ring.readable_mut() => Some(ready),
+                () = tokio::time::sleep_until(deadline) => None,
+            },
+            None => Some(ring.readable_mut().await),
+        };
+        // Readiness is cleared before reading, so a wakeup that arrives while reading is kept.
+        if let Some(ready) = woken {
+            ready.map_err(PipelineError::RingBuffer)?.clear_ready();
+        }
+        let buffer = ring.get_mut();
+        let mut read = 0usize;
         while let Some(item) = buffer.next() {
+            read += 1;
             let enriched = handle_record(&mut enricher, &metrics, &item);
             drop(item);
             if let Some(enriched) = enriched
@@ -229,10 +253,15 @@ async fn read_ring(
                 return Ok(());
             }
         }
-        metrics
-            .process_table_size
-            .set(enricher.process_count() as i64);
-        guard.clear_ready();
+        let now = Instant::now();
+        if read > 0 {
+            poll_again = poll_interval.map(|interval| now + interval);
+            metrics
+                .process_table_size
+                .set(enricher.process_count() as i64);
+        } else if poll_again.is_some_and(|deadline| deadline <= now) {
+            poll_again = None;
+        }
     }
 }
 

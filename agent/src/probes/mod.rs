@@ -5,13 +5,16 @@ pub mod egress;
 pub mod integrity;
 pub mod layout;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use agent_common::{MAX_SYSCALL_NR, ProbeConfig, SyscallRecipe, drop_reason};
+use agent_common::{MAX_SYSCALL_NR, ProbeConfig, READER_POLL_FACTOR, SyscallRecipe, drop_reason};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{ProgramError, TracePoint},
+    programs::{ProgramError, RawTracePoint, TracePoint},
 };
 use thiserror::Error;
 
@@ -24,12 +27,24 @@ use crate::{
 static PROBES_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil-probes"));
 
-/// The programs and the tracepoints they attach to, in attach order.
+/// The lifecycle programs and the tracepoints they attach to, in attach order.
 pub const PROGRAMS: &[(&str, &str, &str)] = &[
     ("sched_process_fork", "sched", "sched_process_fork"),
     ("sched_process_exec", "sched", "sched_process_exec"),
     ("sched_process_exit", "sched", "sched_process_exit"),
     ("inet_sock_set_state", "sock", "inet_sock_set_state"),
+];
+
+/// The syscall programs as raw tracepoints (program, tracepoint): they run for every syscall
+/// of every task, and a raw tracepoint costs a fraction of a classic one there, which first
+/// copies the arguments into a trace buffer. They read the arguments from the saved
+/// registers, whose layout is x86_64's ptrace ABI.
+pub const RAW_SYSCALL_PROGRAMS: [(&str, &str); 2] =
+    [("sys_enter_raw", "sys_enter"), ("sys_exit_raw", "sys_exit")];
+
+/// The same as classic tracepoints (program, category, name), for other architectures and
+/// kernels that refuse raw tracepoints.
+pub const CLASSIC_SYSCALL_PROGRAMS: [(&str, &str, &str); 2] = [
     ("sys_enter", "raw_syscalls", "sys_enter"),
     ("sys_exit", "raw_syscalls", "sys_exit"),
 ];
@@ -128,6 +143,18 @@ pub struct ProbeOptions {
     pub egress_cgroup_root: Option<PathBuf>,
     /// Pin the egress links in bpffs, so enforcement outlives this process.
     pub egress_pin: bool,
+    /// Under load, each CPU wakes the ring buffer's reader at most once per this interval;
+    /// the reader polls again [`READER_POLL_FACTOR`] intervals after every read that found
+    /// records. Zero wakes the reader for every record (the kernel's adaptive default).
+    pub wakeup_interval: Duration,
+}
+
+impl ProbeOptions {
+    /// How soon after a read that found records the reader must look again, so records
+    /// committed without a wakeup are not left waiting; `None` when every record wakes it.
+    pub fn reader_poll_interval(&self) -> Option<Duration> {
+        (!self.wakeup_interval.is_zero()).then(|| self.wakeup_interval * READER_POLL_FACTOR)
+    }
 }
 
 impl Default for ProbeOptions {
@@ -140,9 +167,14 @@ impl Default for ProbeOptions {
             capture_buffers: false,
             egress_cgroup_root: None,
             egress_pin: false,
+            wakeup_interval: DEFAULT_WAKEUP_INTERVAL,
         }
     }
 }
+
+/// At most a thousand wakeups a second per CPU: under a syscall storm that is a few percent of
+/// the records, and it adds at most two milliseconds to when a record is read.
+pub const DEFAULT_WAKEUP_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The loaded and attached programs. Dropping this detaches them.
 pub struct Probes {
@@ -183,6 +215,11 @@ impl Probes {
                 0
             },
             reserved: 0,
+            wakeup_interval_ns: u64::try_from(options.wakeup_interval.as_nanos())
+                .unwrap_or(u64::MAX),
+            // A quarter full: the reader is woken well before records would be dropped, however
+            // recently it was woken.
+            wakeup_bytes: u64::from(ring_bytes / 4),
         };
         let mut config_map: Array<&mut MapData, ProbeConfig> = Array::try_from(
             ebpf.map_mut("CONFIG")
@@ -207,12 +244,61 @@ impl Probes {
 
     fn attach_all(&mut self, tracefs: &Path) -> Result<(), ProbeError> {
         for &(program, category, name) in PROGRAMS {
-            let tracepoint = format!("{category}/{name}");
-            let attach_error = attach_error(program, tracepoint.clone());
-            let prog: &mut TracePoint = self.program(program, &attach_error)?;
-            prog.load().map_err(&attach_error)?;
-            prog.attach(category, name).map_err(&attach_error)?;
-            tracing::debug!(program, tracepoint, tracefs = %tracefs.display(), "attached");
+            self.attach_tracepoint(program, category, name)?;
+            tracing::debug!(program, tracefs = %tracefs.display(), "attached");
+        }
+        if cfg!(target_arch = "x86_64") {
+            match self.attach_raw_syscalls() {
+                Ok(()) => return Ok(()),
+                Err(error) => tracing::warn!(
+                    error = %error,
+                    "raw tracepoints are refused; syscalls are traced through classic tracepoints, which cost more per syscall"
+                ),
+            }
+        }
+        for (program, category, name) in CLASSIC_SYSCALL_PROGRAMS {
+            self.attach_tracepoint(program, category, name)?;
+        }
+        Ok(())
+    }
+
+    fn attach_tracepoint(
+        &mut self,
+        program: &'static str,
+        category: &str,
+        name: &str,
+    ) -> Result<(), ProbeError> {
+        let attach_error = attach_error(program, format!("{category}/{name}"));
+        let prog: &mut TracePoint = self.program(program, &attach_error)?;
+        prog.load().map_err(&attach_error)?;
+        prog.attach(category, name).map_err(&attach_error)?;
+        self.attached.push(program);
+        Ok(())
+    }
+
+    /// Attaches both raw syscall programs, or neither.
+    fn attach_raw_syscalls(&mut self) -> Result<(), ProbeError> {
+        for (program, tracepoint) in RAW_SYSCALL_PROGRAMS {
+            let attach_error = attach_error(program, format!("raw tracepoint {tracepoint}"));
+            let attached = self
+                .program::<RawTracePoint>(program, &attach_error)
+                .and_then(|prog| {
+                    prog.load().map_err(&attach_error)?;
+                    prog.attach(tracepoint).map_err(&attach_error)
+                });
+            if let Err(error) = attached {
+                for (program, _) in RAW_SYSCALL_PROGRAMS {
+                    if let Some(prog) = self.ebpf.program_mut(program)
+                        && let Ok(prog) = <&mut RawTracePoint>::try_from(prog)
+                    {
+                        // Unloading also detaches: nothing of the raw pair stays behind.
+                        let _ = prog.unload();
+                    }
+                }
+                self.attached
+                    .retain(|name| !RAW_SYSCALL_PROGRAMS.iter().any(|(raw, _)| raw == name));
+                return Err(error);
+            }
             self.attached.push(program);
         }
         Ok(())
@@ -254,11 +340,18 @@ impl Probes {
         &self.attached
     }
 
-    /// Whether every program is attached.
+    /// Whether every program is attached (the syscall pair as raw or as classic tracepoints).
     pub fn all_attached(&self) -> bool {
-        PROGRAMS
+        let syscalls = RAW_SYSCALL_PROGRAMS
             .iter()
-            .all(|(program, _, _)| self.attached.contains(program))
+            .all(|(program, _)| self.attached.contains(program))
+            || CLASSIC_SYSCALL_PROGRAMS
+                .iter()
+                .all(|(program, _, _)| self.attached.contains(program));
+        syscalls
+            && PROGRAMS
+                .iter()
+                .all(|(program, _, _)| self.attached.contains(program))
     }
 
     /// Captures exactly `wanted` (clone and clone3 are always kept: the fork program needs their
