@@ -272,8 +272,8 @@ pub struct ProbeConfig {
     /// comes at most [`READER_POLL_FACTOR`] intervals after a read that found records. 0 wakes
     /// the reader for every record the kernel deems worth it (its adaptive default).
     pub wakeup_interval_ns: u64,
-    /// Unread bytes in the ring buffer at which a record always wakes the reader, however
-    /// recent the last wakeup.
+    /// Bytes a CPU may commit without waking the reader, however recent its last wakeup (its
+    /// share of a quarter of the ring).
     pub wakeup_bytes: u64,
 }
 

@@ -96,7 +96,6 @@ fn on_packet(ctx: &SkBuffContext) {
     let len = (((total - offset).min(DNS_CAPTURE_MAX) as u32).wrapping_sub(1)
         & (DNS_CAPTURE_MAX as u32 - 1))
         + 1;
-    let wakeup = Wakeup::decide();
     let Some(mut entry) = EVENTS.reserve::<DnsRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
         return;
@@ -126,6 +125,11 @@ fn on_packet(ctx: &SkBuffContext) {
     // SAFETY: `data` was just filled (its first `len` bytes) and stays ours until submit.
     let data = unsafe { &(*record).data };
     learn(data, len as usize);
+    // SAFETY: the header was filled above.
+    let wakeup = Wakeup::decide(
+        unsafe { (*record).header.ts_ns },
+        core::mem::size_of::<DnsRecord>() as u64,
+    );
     entry.submit(wakeup.flags);
     wakeup.committed();
 }

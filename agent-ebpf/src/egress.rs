@@ -338,7 +338,6 @@ fn ports_allow(ports: &EgressPorts, destination: &Destination) -> bool {
 
 #[inline(always)]
 fn report(destination: &Destination, policy: u32, blocked: bool, hook: u8) {
-    let wakeup = Wakeup::decide();
     let Some(mut entry) = EVENTS.reserve::<EgressRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
         return;
@@ -361,6 +360,11 @@ fn report(destination: &Destination, policy: u32, blocked: bool, hook: u8) {
         (*record).reserved = 0;
         (*record).reserved2 = 0;
     }
+    // SAFETY: the header was filled above.
+    let wakeup = Wakeup::decide(
+        unsafe { (*record).header.ts_ns },
+        core::mem::size_of::<EgressRecord>() as u64,
+    );
     entry.submit(wakeup.flags);
     wakeup.committed();
 }

@@ -10,7 +10,11 @@
 mod dns;
 mod egress;
 
-use core::{ffi::c_void, mem::size_of, ptr::addr_of_mut};
+use core::{
+    ffi::c_void,
+    mem::{size_of, size_of_val},
+    ptr::{addr_of, addr_of_mut},
+};
 
 use agent_common::{
     ARGV_MAX_ARGS, ARGV_MAX_BYTES, BUF_MAX, DATA_CAP, ExecCapture, ExecRecord, ExitRecord,
@@ -20,14 +24,15 @@ use agent_common::{
 };
 use aya_ebpf::{
     EbpfContext,
+    bindings::bpf_sock_ops,
     helpers::generated::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
     },
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{map, raw_tracepoint, sock_ops, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{RawTracePointContext, SockOpsContext, TracePointContext},
 };
 
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -72,68 +77,90 @@ static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_reason::COUNT, 0);
 
-/// When each CPU last woke the ring buffer's reader (monotonic ns).
+/// Per CPU: when it last woke the ring buffer's reader (the boot clock of that record) and the
+/// bytes it committed since without waking it.
 #[map]
-static LAST_WAKEUP: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static WAKEUP_STATE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Until when (boot clock, ns) the reader is sure to look at the ring again without being
+/// woken: it sets this while it polls under load and clears it before it goes to sleep.
+#[map]
+static READER_POLLS_UNTIL: Array<u64> = Array::with_max_entries(1, 0);
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
-const BPF_RB_AVAIL_DATA: u64 = 0;
 
-/// How a record is committed: whether it wakes the reader. Waking costs an interrupt on the
-/// reader's CPU and a context switch, per record, which under a syscall storm costs the
-/// workload more than everything else the probes do; so each CPU wakes the reader at most once
-/// per interval (or when the ring fills up), and the reader polls again shortly after every
-/// read that found records, which picks up the records committed in between.
+/// How a record is committed: whether it wakes the reader. Waking costs an interrupt (an
+/// inter-processor one, which in a virtual machine is an exit to the hypervisor) and a context
+/// switch, which under a syscall storm costs the workload more than everything else the probes
+/// do. So a record wakes the reader only when the reader is not polling anyway (it announces
+/// in `READER_POLLS_UNTIL` when it will look again) and this CPU has not woken it within the
+/// interval, or when this CPU has committed its share of a quarter of the ring since it last
+/// did. The reader polls again shortly after every read that found records, which picks up the
+/// records committed in between. Everything decided here is cheap: the record's own
+/// timestamp, no clock read, and no look at the ring's positions, whose cache line the reader
+/// writes all the time.
 pub(crate) struct Wakeup {
     pub(crate) flags: u64,
     now: u64,
+    size: u64,
 }
 
 impl Wakeup {
+    /// For a record of `size` bytes stamped `now` (its header's boot-clock time).
     #[inline(always)]
-    pub(crate) fn decide() -> Wakeup {
+    pub(crate) fn decide(now: u64, size: u64) -> Wakeup {
+        let adaptive = Wakeup {
+            flags: 0,
+            now: 0,
+            size: 0,
+        };
         let Some(config) = config() else {
-            return Wakeup { flags: 0, now: 0 };
+            return adaptive;
         };
         if config.wakeup_interval_ns == 0 {
-            return Wakeup { flags: 0, now: 0 };
+            return adaptive;
         }
-        // SAFETY: a helper without arguments.
-        let now = unsafe { bpf_ktime_get_ns() };
-        let last = LAST_WAKEUP.get(0).copied().unwrap_or(0);
-        if now.wrapping_sub(last) >= config.wakeup_interval_ns
-            || EVENTS.query(BPF_RB_AVAIL_DATA) >= config.wakeup_bytes
+        let Some(state) = WAKEUP_STATE.get(0) else {
+            return adaptive;
+        };
+        let [last, bytes] = *state;
+        let polling = READER_POLLS_UNTIL.get(0).is_some_and(|&until| now < until);
+        let flags = if bytes + size >= config.wakeup_bytes
+            || (!polling && now.wrapping_sub(last) >= config.wakeup_interval_ns)
         {
-            Wakeup {
-                flags: BPF_RB_FORCE_WAKEUP,
-                now,
-            }
+            BPF_RB_FORCE_WAKEUP
         } else {
-            Wakeup {
-                flags: BPF_RB_NO_WAKEUP,
-                now: 0,
-            }
-        }
+            BPF_RB_NO_WAKEUP
+        };
+        Wakeup { flags, now, size }
     }
 
-    /// Notes a record committed with these flags; only a record that made it into the ring
-    /// (and so woke the reader) starts a new interval.
+    /// Notes that the record went into the ring: only a record that is there (and so woke the
+    /// reader) starts a new interval.
     #[inline(always)]
     pub(crate) fn committed(&self) {
-        if self.now != 0
-            && let Some(last) = LAST_WAKEUP.get_ptr_mut(0)
-        {
+        if self.now == 0 {
+            return;
+        }
+        if let Some(state) = WAKEUP_STATE.get_ptr_mut(0) {
             // SAFETY: per-CPU slot, no concurrent writer on this CPU.
-            unsafe { *last = self.now };
+            unsafe {
+                if self.flags == BPF_RB_FORCE_WAKEUP {
+                    *state = [self.now, 0];
+                } else {
+                    (*state)[1] += self.size;
+                }
+            }
         }
     }
 }
 
-/// Copies a record into the ring buffer, counting it as dropped when there is no room.
+/// Copies a record stamped `now` into the ring buffer, counting it as dropped when there is no
+/// room.
 #[inline(always)]
-fn emit(bytes: &[u8]) {
-    let wakeup = Wakeup::decide();
+fn emit(bytes: &[u8], now: u64) {
+    let wakeup = Wakeup::decide(now, bytes.len() as u64);
     if EVENTS.output::<[u8]>(bytes, wakeup.flags).is_err() {
         count_drop(drop_reason::RINGBUF_FULL);
     } else {
@@ -303,6 +330,10 @@ unsafe fn on_sys_enter(nr: i64, exit_reads_registers: bool, read_args: impl FnOn
     unsafe { read_aux(&recipe, &mut call) };
     if recipe.flags & recipe_flags::EXEC != 0 {
         unsafe { capture_exec(&recipe, &call.args, tid) };
+    }
+    if recipe.flags & recipe_flags::LOCAL_ADDRESS != 0 {
+        // An address left by a TCP fast open (sendto) is not this connect's.
+        let _ = CONNECT_LOCAL.remove(tid);
     }
     if PENDING.insert(tid, call, 0).is_err() {
         count_drop(drop_reason::PENDING_FULL);
@@ -502,7 +533,10 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
         if total > SCRATCH_SIZE {
             return;
         }
-        emit(core::slice::from_raw_parts(scratch.cast::<u8>(), total));
+        emit(
+            core::slice::from_raw_parts(scratch.cast::<u8>(), total),
+            (*record).header.ts_ns,
+        );
     }
 }
 
@@ -764,6 +798,50 @@ unsafe fn on_sock_state(ctx: &TracePointContext) {
 }
 
 const AF_INET6: u16 = 10;
+const BPF_SOCK_OPS_TCP_CONNECT_CB: u32 = 3;
+
+/// The local address of an active TCP open, from the cgroup `sock_ops` hook: the kernel calls
+/// it in the connecting thread, once the local port is chosen and before the SYN leaves, so it
+/// sees non-blocking connects too. Where it can be attached it replaces
+/// `inet_sock_set_state`, a classic tracepoint that runs for every state change of every TCP
+/// socket on the host.
+#[sock_ops]
+pub fn tcp_connect_local(ctx: SockOpsContext) -> u32 {
+    if ctx.op() != BPF_SOCK_OPS_TCP_CONNECT_CB {
+        return 1;
+    }
+    let family = ctx.family();
+    let address: [u64; 2] = if family == AF_INET6 as u32 {
+        let ops = ctx.as_ptr().cast::<bpf_sock_ops>();
+        // One 4-byte load per word: the kernel refuses wider loads of the context, which the
+        // compiler would otherwise merge these into.
+        // SAFETY: `ops` is the program's context; the verifier checks every access.
+        let ip: [u32; 4] = unsafe {
+            [
+                core::ptr::read_volatile(addr_of!((*ops).local_ip6[0])),
+                core::ptr::read_volatile(addr_of!((*ops).local_ip6[1])),
+                core::ptr::read_volatile(addr_of!((*ops).local_ip6[2])),
+                core::ptr::read_volatile(addr_of!((*ops).local_ip6[3])),
+            ]
+        };
+        [
+            u64::from(ip[0]) | (u64::from(ip[1]) << 32),
+            u64::from(ip[2]) | (u64::from(ip[3]) << 32),
+        ]
+    } else {
+        // In network order as stored: its bytes are the address's, like the tracepoint's.
+        [u64::from(ctx.local_ip4()), 0]
+    };
+    // SAFETY: a helper without arguments.
+    let tid = unsafe { bpf_get_current_pid_tgid() } as u32;
+    let local = [
+        (u64::from(family) << 16) | u64::from(ctx.local_port() & 0xffff),
+        address[0],
+        address[1],
+    ];
+    let _ = CONNECT_LOCAL.insert(tid, local, 0);
+    1
+}
 
 #[tracepoint]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
@@ -803,7 +881,6 @@ unsafe fn on_fork(ctx: &TracePointContext) {
     };
     let _ = PARENTS.insert(child, parent, 0);
 
-    let wakeup = Wakeup::decide();
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
         return;
@@ -814,6 +891,11 @@ unsafe fn on_fork(ctx: &TracePointContext) {
         (*record).child_pid = child;
         (*record).child_ppid = parent;
     }
+    // SAFETY: the header was just filled.
+    let wakeup = Wakeup::decide(
+        unsafe { (*record).header.ts_ns },
+        size_of_val(unsafe { &*record }) as u64,
+    );
     entry.submit(wakeup.flags);
     wakeup.committed();
 }
@@ -870,7 +952,10 @@ unsafe fn on_exec(ctx: &TracePointContext) {
         if total > SCRATCH_SIZE {
             return;
         }
-        emit(core::slice::from_raw_parts(scratch.cast::<u8>(), total));
+        emit(
+            core::slice::from_raw_parts(scratch.cast::<u8>(), total),
+            (*record).header.ts_ns,
+        );
     }
 }
 
@@ -901,7 +986,6 @@ unsafe fn on_exit(ctx: &TracePointContext) {
     if !process_gone {
         return;
     }
-    let wakeup = Wakeup::decide();
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
         count_drop(drop_reason::RINGBUF_FULL);
         return;
@@ -912,6 +996,11 @@ unsafe fn on_exit(ctx: &TracePointContext) {
         (*record).group_dead = group_dead;
         (*record).reserved = [0; 7];
     }
+    // SAFETY: the header was just filled.
+    let wakeup = Wakeup::decide(
+        unsafe { (*record).header.ts_ns },
+        size_of_val(unsafe { &*record }) as u64,
+    );
     entry.submit(wakeup.flags);
     wakeup.committed();
     // The header above still needed the parent; forget it only now.

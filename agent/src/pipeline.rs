@@ -21,8 +21,12 @@ use crate::{
     events::{EventKind, decode},
     host::mounts::{self, MountError},
     metrics::Metrics,
-    probes::{DropCounters, ProbeError, ProbeOptions, Probes, egress::EgressMaps},
+    probes::{DropCounters, ProbeError, ProbeOptions, Probes, ReaderPolls, egress::EgressMaps},
 };
+
+/// Most events handed to the consumer at once: a batch wakes it once, where single events
+/// woke it (a context switch, the most expensive thing the agent did) for nearly every one.
+const BATCH: usize = 256;
 
 /// Why the pipeline could not start or stopped.
 #[derive(Debug, Error)]
@@ -54,11 +58,15 @@ impl PipelineConfig {
     pub fn for_host(
         max_processes: std::num::NonZeroUsize,
     ) -> Result<PipelineConfig, PipelineError> {
+        let cgroup_root = mounts::cgroup2_mount()?;
         Ok(PipelineConfig {
-            probes: ProbeOptions::default(),
+            probes: ProbeOptions {
+                cgroup_root: Some(cgroup_root.clone()),
+                ..ProbeOptions::default()
+            },
             state: StateConfig {
                 proc_root: PathBuf::from("/proc"),
-                cgroup_root: mounts::cgroup2_mount()?,
+                cgroup_root,
                 max_processes,
                 capture_env: false,
                 runtime_roots: crate::state::container_meta::RuntimeRoots::default(),
@@ -70,7 +78,10 @@ impl PipelineConfig {
 
 /// A running pipeline. Dropping it detaches the probes.
 pub struct Pipeline {
-    events: mpsc::Receiver<Enriched>,
+    /// Batches from the reader: one wakeup of the consumer per batch, not per event.
+    events: mpsc::Receiver<Vec<Enriched>>,
+    /// The rest of the batch being consumed.
+    pending: std::collections::VecDeque<Enriched>,
     egress: Option<EgressMaps>,
     reader: JoinHandle<Result<(), PipelineError>>,
     poller: JoinHandle<()>,
@@ -106,10 +117,12 @@ impl Pipeline {
             None
         };
         let ring = probes.take_ring_buffer()?;
+        let polls = probes.take_reader_state()?;
         let drops = probes.take_drop_counters()?;
-        let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
+        let (tx, rx) = mpsc::channel((config.channel_capacity / BATCH).max(1));
         let reader = tokio::spawn(read_ring(
             ring,
+            polls,
             config.probes.reader_poll_interval(),
             enricher,
             Arc::clone(&metrics),
@@ -119,6 +132,7 @@ impl Pipeline {
         metrics.set_ready(probes.all_attached());
         Ok(Pipeline {
             events: rx,
+            pending: std::collections::VecDeque::new(),
             egress,
             reader,
             poller,
@@ -133,12 +147,20 @@ impl Pipeline {
 
     /// The next enriched event; `None` once the reader stopped.
     pub async fn next(&mut self) -> Option<Enriched> {
-        self.events.recv().await
+        if let Some(event) = self.pending.pop_front() {
+            return Some(event);
+        }
+        self.pending = self.events.recv().await?.into();
+        self.pending.pop_front()
     }
 
     /// The next enriched event if one is ready now, without waiting.
     pub fn try_next(&mut self) -> Option<Enriched> {
-        self.events.try_recv().ok()
+        if let Some(event) = self.pending.pop_front() {
+            return Some(event);
+        }
+        self.pending = self.events.try_recv().ok()?.into();
+        self.pending.pop_front()
     }
 
     /// Names of the attached programs.
@@ -215,13 +237,16 @@ fn learn_names(message: &[u8]) {
 /// The kernel wakes this reader at most once per wakeup interval per CPU, so after every read
 /// that found records it reads again `poll_interval` later even without a wakeup: records
 /// committed without one are found then. A read that finds nothing before that deadline keeps
-/// it, because records of the last wakeup's interval may still be on their way.
+/// it, because records of the last wakeup's interval may still be on their way. While it polls
+/// like this it tells the kernel side (in `polls`) until when records need not wake it at all:
+/// half the interval, so a record committed just before that time is read at the next poll.
 async fn read_ring(
     ring: RingBuf<MapData>,
+    mut polls: ReaderPolls,
     poll_interval: Option<Duration>,
     mut enricher: Enricher,
     metrics: Arc<Metrics>,
-    tx: mpsc::Sender<Enriched>,
+    tx: mpsc::Sender<Vec<Enriched>>,
 ) -> Result<(), PipelineError> {
     // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, until it is dropped,
     // which only happens when the AsyncFd is dropped.
@@ -242,20 +267,38 @@ async fn read_ring(
         }
         let buffer = ring.get_mut();
         let mut read = 0usize;
+        let mut batch = Vec::with_capacity(BATCH);
         while let Some(item) = buffer.next() {
             read += 1;
             let enriched = handle_record(&mut enricher, &metrics, &item);
             drop(item);
-            if let Some(enriched) = enriched
-                && tx.send(enriched).await.is_err()
-            {
-                // The consumer is gone: nothing left to do.
-                return Ok(());
+            if let Some(enriched) = enriched {
+                batch.push(enriched);
+                if batch.len() == BATCH
+                    && tx
+                        .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                        .await
+                        .is_err()
+                {
+                    // The consumer is gone: nothing left to do.
+                    return Ok(());
+                }
             }
+        }
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
+            return Ok(());
         }
         let now = Instant::now();
         if read > 0 {
             poll_again = poll_interval.map(|interval| now + interval);
+            if let Some(interval) = poll_interval {
+                let until = BootClock::boot_now_ns()
+                    .saturating_add(u64::try_from((interval / 2).as_nanos()).unwrap_or(0));
+                if let Err(error) = polls.set(until) {
+                    // The kernel side then wakes the reader as if it were not polling.
+                    tracing::debug!(%error, "cannot tell the probes when the reader polls");
+                }
+            }
             metrics
                 .process_table_size
                 .set(enricher.process_count() as i64);

@@ -14,7 +14,7 @@ use agent_common::{MAX_SYSCALL_NR, ProbeConfig, READER_POLL_FACTOR, SyscallRecip
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{ProgramError, RawTracePoint, TracePoint},
+    programs::{CgroupAttachMode, ProgramError, RawTracePoint, SockOps, TracePoint},
 };
 use thiserror::Error;
 
@@ -32,8 +32,16 @@ pub const PROGRAMS: &[(&str, &str, &str)] = &[
     ("sched_process_fork", "sched", "sched_process_fork"),
     ("sched_process_exec", "sched", "sched_process_exec"),
     ("sched_process_exit", "sched", "sched_process_exit"),
-    ("inet_sock_set_state", "sock", "inet_sock_set_state"),
 ];
+
+/// Where the local address of a TCP connect comes from: a cgroup `sock_ops` program called
+/// once per active open in the connecting thread...
+pub const CONNECT_LOCAL_SOCK_OPS: &str = "tcp_connect_local";
+
+/// ...or, without a cgroup v2 root to attach it to, this tracepoint (program, category, name),
+/// which runs for every state change of every TCP socket and sees blocking connects only.
+pub const CONNECT_LOCAL_TRACEPOINT: (&str, &str, &str) =
+    ("inet_sock_set_state", "sock", "inet_sock_set_state");
 
 /// The syscall programs as raw tracepoints (program, tracepoint): they run for every syscall
 /// of every task, and a raw tracepoint costs a fraction of a classic one there, which first
@@ -73,12 +81,14 @@ pub enum ProbeError {
         hint: &'static str,
     },
     /// A program could not be loaded or attached.
-    #[error("attaching {program} to tracepoint {tracepoint} failed: {source}{hint}")]
+    #[error("attaching {program} to {target} failed: {reason}{hint}")]
     Attach {
         /// The program.
         program: &'static str,
-        /// `category/name`.
-        tracepoint: String,
+        /// What it attaches to: `category/name` of a tracepoint, or a cgroup.
+        target: String,
+        /// The loader's error with its causes (the system call's error among them).
+        reason: String,
         /// The loader's error.
         #[source]
         source: Box<ProgramError>,
@@ -109,9 +119,17 @@ fn hint_for(message: &str) -> &'static str {
 fn attach_error(program: &'static str, target: String) -> impl Fn(ProgramError) -> ProbeError {
     move |source: ProgramError| {
         let hint = hint_for(&format!("{source:?}"));
+        let mut reason = source.to_string();
+        let mut cause = std::error::Error::source(&source);
+        while let Some(error) = cause {
+            reason.push_str(": ");
+            reason.push_str(&error.to_string());
+            cause = error.source();
+        }
         ProbeError::Attach {
             program,
-            tracepoint: target.clone(),
+            target: target.clone(),
+            reason,
             source: Box::new(source),
             hint,
         }
@@ -143,6 +161,9 @@ pub struct ProbeOptions {
     pub egress_cgroup_root: Option<PathBuf>,
     /// Pin the egress links in bpffs, so enforcement outlives this process.
     pub egress_pin: bool,
+    /// The cgroup v2 root, for the `sock_ops` program that learns connects' local addresses
+    /// (without it, a tracepoint does).
+    pub cgroup_root: Option<PathBuf>,
     /// Under load, each CPU wakes the ring buffer's reader at most once per this interval;
     /// the reader polls again [`READER_POLL_FACTOR`] intervals after every read that found
     /// records. Zero wakes the reader for every record (the kernel's adaptive default).
@@ -167,6 +188,7 @@ impl Default for ProbeOptions {
             capture_buffers: false,
             egress_cgroup_root: None,
             egress_pin: false,
+            cgroup_root: None,
             wakeup_interval: DEFAULT_WAKEUP_INTERVAL,
         }
     }
@@ -217,9 +239,10 @@ impl Probes {
             reserved: 0,
             wakeup_interval_ns: u64::try_from(options.wakeup_interval.as_nanos())
                 .unwrap_or(u64::MAX),
-            // A quarter full: the reader is woken well before records would be dropped, however
-            // recently it was woken.
-            wakeup_bytes: u64::from(ring_bytes / 4),
+            // Each CPU's share of a quarter of the ring: the reader is woken well before
+            // records would be dropped, however recently it was woken.
+            wakeup_bytes: u64::from(ring_bytes / 4)
+                / aya::util::nr_cpus().map_or(1, |cpus| cpus.max(1)) as u64,
         };
         let mut config_map: Array<&mut MapData, ProbeConfig> = Array::try_from(
             ebpf.map_mut("CONFIG")
@@ -235,17 +258,30 @@ impl Probes {
             interest: Vec::new(),
         };
         probes.set_interest(options.syscalls.iter().copied(), options.capture_buffers)?;
-        probes.attach_all(&tracefs)?;
+        probes.attach_all(&tracefs, options.cgroup_root.as_deref())?;
         if let Some(cgroup_root) = &options.egress_cgroup_root {
             probes.attach_egress(cgroup_root, options.egress_pin)?;
         }
         Ok(probes)
     }
 
-    fn attach_all(&mut self, tracefs: &Path) -> Result<(), ProbeError> {
+    fn attach_all(&mut self, tracefs: &Path, cgroup_root: Option<&Path>) -> Result<(), ProbeError> {
         for &(program, category, name) in PROGRAMS {
             self.attach_tracepoint(program, category, name)?;
             tracing::debug!(program, tracefs = %tracefs.display(), "attached");
+        }
+        let sock_ops = match cgroup_root {
+            Some(root) => self.attach_sock_ops(root).map_err(|error| {
+                tracing::warn!(
+                    error = %error,
+                    "the cgroup sock_ops hook is refused; connects' local addresses come from a tracepoint that costs every TCP socket more"
+                )
+            }),
+            None => Err(()),
+        };
+        if sock_ops.is_err() {
+            let (program, category, name) = CONNECT_LOCAL_TRACEPOINT;
+            self.attach_tracepoint(program, category, name)?;
         }
         if cfg!(target_arch = "x86_64") {
             match self.attach_raw_syscalls() {
@@ -268,10 +304,31 @@ impl Probes {
         category: &str,
         name: &str,
     ) -> Result<(), ProbeError> {
-        let attach_error = attach_error(program, format!("{category}/{name}"));
+        let attach_error = attach_error(program, format!("tracepoint {category}/{name}"));
         let prog: &mut TracePoint = self.program(program, &attach_error)?;
         prog.load().map_err(&attach_error)?;
         prog.attach(category, name).map_err(&attach_error)?;
+        self.attached.push(program);
+        Ok(())
+    }
+
+    /// Attaches the `sock_ops` program to the cgroup v2 root, next to any other program there.
+    fn attach_sock_ops(&mut self, cgroup_root: &Path) -> Result<(), ProbeError> {
+        let program = CONNECT_LOCAL_SOCK_OPS;
+        let attach_error = attach_error(program, format!("cgroup {}", cgroup_root.display()));
+        let cgroup = std::fs::File::open(cgroup_root).map_err(|error| ProbeError::Map {
+            map: "cgroup",
+            reason: format!(
+                "opening the cgroup v2 root {}: {error}",
+                cgroup_root.display()
+            ),
+        })?;
+        let prog: &mut SockOps = self.program(program, &attach_error)?;
+        prog.load().map_err(&attach_error)?;
+        // A link (the mode only matters for the legacy attach): it coexists with any other
+        // program on the root, such as a CNI's.
+        prog.attach(&cgroup, CgroupAttachMode::Single)
+            .map_err(&attach_error)?;
         self.attached.push(program);
         Ok(())
     }
@@ -348,7 +405,10 @@ impl Probes {
             || CLASSIC_SYSCALL_PROGRAMS
                 .iter()
                 .all(|(program, _, _)| self.attached.contains(program));
+        let connect_local = self.attached.contains(&CONNECT_LOCAL_SOCK_OPS)
+            || self.attached.contains(&CONNECT_LOCAL_TRACEPOINT.0);
         syscalls
+            && connect_local
             && PROGRAMS
                 .iter()
                 .all(|(program, _, _)| self.attached.contains(program))
@@ -411,6 +471,18 @@ impl Probes {
         Ok(())
     }
 
+    /// Takes the map where the reader says until when it polls without being woken.
+    pub fn take_reader_state(&mut self) -> Result<ReaderPolls, ProbeError> {
+        let map = self
+            .ebpf
+            .take_map("READER_POLLS_UNTIL")
+            .ok_or_else(|| missing_map("READER_POLLS_UNTIL"))?;
+        Ok(ReaderPolls {
+            map: Array::try_from(map).map_err(map_error("READER_POLLS_UNTIL"))?,
+            until: 0,
+        })
+    }
+
     /// Takes the ring buffer out, for the reader task.
     pub fn take_ring_buffer(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
         let map = self
@@ -436,6 +508,27 @@ fn missing_map(map: &'static str) -> ProbeError {
     ProbeError::Map {
         map,
         reason: "missing from the eBPF object".into(),
+    }
+}
+
+/// Tells the kernel side until when the ring buffer's reader polls without being woken.
+pub struct ReaderPolls {
+    map: Array<MapData, u64>,
+    until: u64,
+}
+
+impl ReaderPolls {
+    /// The reader polls again at the latest at `until` (boot clock, ns); 0 when it is about to
+    /// sleep until woken. Writes only when the value changes.
+    pub fn set(&mut self, until: u64) -> Result<(), ProbeError> {
+        if until == self.until {
+            return Ok(());
+        }
+        self.map
+            .set(0, until, 0)
+            .map_err(map_error("READER_POLLS_UNTIL"))?;
+        self.until = until;
+        Ok(())
     }
 }
 
