@@ -75,6 +75,39 @@ async fn exec_and_open_are_traced_with_process_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syscalls_left_out_of_the_interest_leave_no_record() {
+    use vigil::events::syscalls::{PROCESS_STATE, Syscall};
+    // What a rule set that reads no fd.* field and matches only execs needs.
+    let mut harness = Harness::start_with(|config| {
+        config.probes.syscalls = PROCESS_STATE.to_vec();
+    })
+    .await;
+    assert_eq!(
+        harness.metrics.syscalls_traced.get(),
+        PROCESS_STATE.len() as i64
+    );
+    let pid = run("/bin/cat", &["/etc/hostname"]);
+    harness
+        .expect("execve of /bin/cat", |e| is_call(e, "execve", pid))
+        .await;
+    harness
+        .expect("procexit of cat", |e| {
+            type_of(e) == "procexit" && e.event.task.pid == pid
+        })
+        .await;
+    // The exit came after every call cat made: none of its opens or closes was recorded.
+    let recorded: Vec<&str> = harness
+        .seen()
+        .iter()
+        .filter(|e| e.event.task.pid == pid && e.event.syscall().is_some())
+        .map(type_of)
+        .collect();
+    assert_eq!(recorded, ["execve"]);
+    assert!(!PROCESS_STATE.contains(&Syscall::Openat) && !PROCESS_STATE.contains(&Syscall::Close));
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_a_loopback_listener_has_address_and_port() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();

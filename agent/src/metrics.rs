@@ -31,6 +31,8 @@ pub struct Metrics {
     pub process_table_size: IntGauge,
     /// eBPF programs attached.
     pub probes_attached: IntGauge,
+    /// Syscalls the kernel side traces (the rest are left alone, at no cost).
+    pub syscalls_traced: IntGauge,
     /// Alerts raised, by priority.
     pub alerts: IntCounterVec,
     /// Rules running.
@@ -217,6 +219,11 @@ impl Metrics {
         registry.register(Box::new(process_table_size.clone()))?;
         let probes_attached = IntGauge::new("probes_attached", "eBPF programs attached")?;
         registry.register(Box::new(probes_attached.clone()))?;
+        let syscalls_traced = IntGauge::new(
+            "syscalls_traced",
+            "Syscalls the kernel side traces: those the rules and the state need",
+        )?;
+        registry.register(Box::new(syscalls_traced.clone()))?;
 
         let alerts = IntCounterVec::new(
             Opts::new("alerts_total", "Alerts raised by the rules, by priority"),
@@ -260,6 +267,7 @@ impl Metrics {
             ring_buffer_lag,
             process_table_size,
             probes_attached,
+            syscalls_traced,
             alerts,
             rules_loaded,
             sinks,

@@ -85,6 +85,7 @@ pub struct Pipeline {
     egress: Option<EgressMaps>,
     reader: JoinHandle<Result<(), PipelineError>>,
     poller: JoinHandle<()>,
+    metrics: Arc<Metrics>,
     // Last: the probes must outlive the tasks reading their maps.
     probes: Probes,
 }
@@ -100,6 +101,7 @@ impl Pipeline {
     ) -> Result<Pipeline, PipelineError> {
         let mut probes = Probes::load(&config.probes)?;
         metrics.probes_attached.set(probes.attached().len() as i64);
+        metrics.syscalls_traced.set(probes.traced_syscalls() as i64);
 
         let mut enricher = Enricher::new(config.state);
         let seeded = enricher.seed();
@@ -136,6 +138,7 @@ impl Pipeline {
             egress,
             reader,
             poller,
+            metrics,
             probes,
         })
     }
@@ -181,7 +184,11 @@ impl Pipeline {
         syscalls: impl IntoIterator<Item = crate::events::syscalls::Syscall>,
         capture_buffers: bool,
     ) -> Result<(), PipelineError> {
-        Ok(self.probes.set_interest(syscalls, capture_buffers)?)
+        self.probes.set_interest(syscalls, capture_buffers)?;
+        self.metrics
+            .syscalls_traced
+            .set(self.probes.traced_syscalls() as i64);
+        Ok(())
     }
 
     /// Stops reading and detaches the probes; returns the reader's error, if it failed.

@@ -870,6 +870,42 @@ pub static SYSCALLS: &[SyscallSpec] = &[
 /// them always would cost every workload.
 pub const OPT_IN: &[Syscall] = &[Syscall::Recvfrom];
 
+/// Syscalls the process state needs whatever the rules: an exec's path and argv, clone flags
+/// (a thread or a process), the working directory (relative paths), and the calls that
+/// signal or trace the agent itself (its self-observation).
+pub const PROCESS_STATE: &[Syscall] = &[
+    Syscall::Execve,
+    Syscall::Execveat,
+    Syscall::Clone,
+    Syscall::Clone3,
+    Syscall::Chdir,
+    Syscall::Fchdir,
+    Syscall::Kill,
+    Syscall::Tkill,
+    Syscall::Tgkill,
+    Syscall::Ptrace,
+];
+
+/// Syscalls that keep the file descriptor table, which every `fd.*` field reads: what opens,
+/// duplicates, addresses and closes descriptors.
+pub const FD_STATE: &[Syscall] = &[
+    Syscall::Open,
+    Syscall::Openat,
+    Syscall::Openat2,
+    Syscall::Creat,
+    Syscall::Socket,
+    Syscall::Connect,
+    Syscall::Accept,
+    Syscall::Accept4,
+    Syscall::Bind,
+    Syscall::Dup,
+    Syscall::Dup2,
+    Syscall::Dup3,
+    Syscall::Fcntl,
+    Syscall::MemfdCreate,
+    Syscall::Close,
+];
+
 /// The syscalls traced by default.
 pub fn default_interest() -> impl Iterator<Item = Syscall> {
     SYSCALLS

@@ -453,6 +453,11 @@ impl Probes {
         Ok(())
     }
 
+    /// How many syscalls the kernel side traces now.
+    pub fn traced_syscalls(&self) -> usize {
+        self.interest.iter().filter(|recipe| recipe.id != 0).count()
+    }
+
     /// Tells the kernel side the parents of processes that existed before it was attached.
     pub fn seed_parents(
         &mut self,

@@ -86,8 +86,7 @@ impl Report {
 /// What the kernel side and the state must capture for a rule set to see what it can match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capture {
-    /// Syscalls to trace: the default ones, plus the opt-in ones (costly, such as `recvfrom`)
-    /// only when a rule can match them.
+    /// Syscalls to trace: those the rules can match and those the state needs.
     pub syscalls: Vec<Syscall>,
     /// Some rule reads `proc.env`: process environments are kept.
     pub env: bool,
@@ -288,20 +287,40 @@ impl Ruleset {
     }
 
     /// What must be captured for these rules: the syscalls to trace and the optional state.
+    ///
+    /// Traced: the syscalls a rule can match, those the process state needs whatever the
+    /// rules ([`syscalls::PROCESS_STATE`]), and, when a rule reads any `fd.*` field, those
+    /// that keep the file descriptor table ([`syscalls::FD_STATE`]). Every other syscall is
+    /// left untraced in the kernel, and costs nothing.
     pub fn capture(&self) -> Capture {
         let needed: Vec<&str> = self.event_types().collect();
-        let mut syscalls: Vec<Syscall> = syscalls::default_interest().collect();
-        syscalls.extend(
-            syscalls::OPT_IN
-                .iter()
-                .copied()
-                .filter(|s| needed.contains(&syscalls::spec(*s).name)),
-        );
+        let fds = self.uses_field_prefix("fd.");
+        let syscalls = syscalls::SYSCALLS
+            .iter()
+            .map(|spec| spec.syscall)
+            .filter(|syscall| {
+                syscalls::PROCESS_STATE.contains(syscall)
+                    || (fds && syscalls::FD_STATE.contains(syscall))
+                    || needed.contains(&syscalls::spec(*syscall).name)
+            })
+            .collect();
         Capture {
             syscalls,
             env: self.uses_field("proc.env"),
             buffers: self.uses_field("evt.buffer"),
         }
+    }
+
+    /// Whether any running rule reads a field whose name starts with `prefix`.
+    fn uses_field_prefix(&self, prefix: &str) -> bool {
+        let mut found = false;
+        for rule in &self.rules {
+            let mut visit =
+                |def: &'static super::fields::FieldDef| found |= def.name.starts_with(prefix);
+            rule.filter.visit_fields(&mut visit);
+            rule.output.visit_fields(&mut visit);
+        }
+        found
     }
 
     /// The event types at least one running rule can match.
@@ -434,15 +453,34 @@ mod tests {
     }
 
     #[test]
-    fn capture_adds_opt_in_syscalls_and_state_only_when_a_rule_needs_them() {
+    fn capture_traces_what_the_rules_and_the_state_need() {
+        let execs = ruleset_of(
+            "- rule: Execs\n  desc: d\n  condition: evt.type = execve and proc.name = sh\n  output: o %proc.cmdline\n  priority: INFO\n",
+        )
+        .capture();
+        // Process state only: no file descriptor table is kept for a rule that reads none.
+        assert_eq!(
+            execs.syscalls,
+            syscalls::SYSCALLS
+                .iter()
+                .map(|spec| spec.syscall)
+                .filter(|s| syscalls::PROCESS_STATE.contains(s))
+                .collect::<Vec<_>>()
+        );
+        assert!(execs.syscalls.contains(&Syscall::Execve));
+        assert!(!execs.syscalls.contains(&Syscall::Openat));
+        assert!(!execs.syscalls.contains(&Syscall::Close));
+
         let plain = ruleset_of(
             "- rule: Opens\n  desc: d\n  condition: evt.type = openat\n  output: o %fd.name\n  priority: INFO\n",
         )
         .capture();
-        assert_eq!(
-            plain.syscalls,
-            syscalls::default_interest().collect::<Vec<_>>()
-        );
+        for syscall in syscalls::FD_STATE.iter().chain(syscalls::PROCESS_STATE) {
+            assert!(plain.syscalls.contains(syscall), "{syscall:?}");
+        }
+        // Nothing reads mkdir or chmod: they stay untraced.
+        assert!(!plain.syscalls.contains(&Syscall::Mkdir));
+        assert!(!plain.syscalls.contains(&Syscall::Chmod));
         assert!(!plain.env && !plain.buffers);
         assert!(!plain.syscalls.contains(&Syscall::Recvfrom));
 
