@@ -10,8 +10,9 @@ use crate::{
         cgroups::CgroupResolver,
         container_meta::{ContainerMeta, ContainerMetaCache, RuntimeRoots},
         fd::{self, FdInfo, FdType},
+        intern::empty_list,
         paths,
-        process::{ProcessEntry, ProcessInfo, ProcessTable},
+        process::{ProcessEntry, ProcessInfo, ProcessTable, Strings},
         users::UserDb,
     },
 };
@@ -131,8 +132,8 @@ impl Enricher {
             }
             EventKind::Exec { filename, .. } => {
                 let root = self.processes.proc_root().to_path_buf();
-                let entry = self.processes.entry(task, &mut self.cgroups);
-                apply_exec(entry, &root, task.pid, filename, self.capture_env);
+                let (entry, strings) = self.processes.entry_and_strings(task, &mut self.cgroups);
+                apply_exec(entry, strings, &root, task.pid, filename, self.capture_env);
                 Arc::clone(&entry.info)
             }
             EventKind::Exit => {
@@ -145,8 +146,8 @@ impl Enricher {
             }
             EventKind::Syscall(call) => {
                 let root = self.processes.proc_root().to_path_buf();
-                let entry = self.processes.entry(task, &mut self.cgroups);
-                fd = apply_syscall(entry, &root, task.pid, call);
+                let (entry, strings) = self.processes.entry_and_strings(task, &mut self.cgroups);
+                fd = apply_syscall(entry, strings, &root, task.pid, call);
                 Arc::clone(&entry.info)
             }
         };
@@ -175,6 +176,7 @@ impl Enricher {
 
 fn apply_exec(
     entry: &mut ProcessEntry,
+    strings: &mut Strings,
     proc_root: &std::path::Path,
     pid: u32,
     filename: &str,
@@ -189,7 +191,7 @@ fn apply_exec(
     let info = entry.info_mut();
     match fresh {
         Some(snapshot) => {
-            info.exepath = snapshot.exepath.unwrap_or_else(|| filename.to_string());
+            info.exepath = strings.text(snapshot.exepath.as_deref().unwrap_or(filename));
             info.caps.effective = snapshot.cap_effective;
             info.caps.permitted = snapshot.cap_permitted;
             info.caps.inheritable = snapshot.cap_inheritable;
@@ -202,7 +204,7 @@ fn apply_exec(
             info.pgid = snapshot.pgid;
             info.loginuid = snapshot.loginuid;
             if let Some(cwd) = snapshot.cwd {
-                info.cwd = cwd;
+                info.cwd = strings.text(&cwd);
             }
             // On a hybrid host a v1-only runtime moves processes between v1 cgroups, which
             // the v2 cgroup id never shows: an exec is when a container's process starts.
@@ -210,25 +212,25 @@ fn apply_exec(
                 info.container = snapshot.cgroup_container;
             }
             // Until the execve record brings argv, /proc's is the best we have.
-            let mut argv = snapshot.argv.into_iter();
-            if let Some(exe) = argv.next() {
-                info.exe = exe;
-                info.args = argv.collect();
+            let mut argv = snapshot.argv;
+            if !argv.is_empty() {
+                info.exe = strings.text(&argv.remove(0));
+                info.args = strings.list(argv);
             }
         }
         None => match &executed_fd {
             Some((FdType::Memfd, name)) => {
-                info.exepath = format!("/{} (deleted)", name);
+                info.exepath = strings.text(&format!("/{} (deleted)", name));
             }
-            Some((_, name)) if name.starts_with('/') => info.exepath.clone_from(name),
-            _ => info.exepath = paths::resolve(&info.cwd, filename),
+            Some((_, name)) if name.starts_with('/') => info.exepath = strings.text(name),
+            _ => info.exepath = strings.text(&paths::resolve(&info.cwd, filename)),
         },
     }
     info.exe_from_memfd =
         info.exepath.starts_with("/memfd:") || matches!(executed_fd, Some((FdType::Memfd, _)));
     info.exe_ctime_ns = None;
     info.exe_mtime_ns = None;
-    info.env = Default::default();
+    info.env = empty_list();
     crate::state::process::attach_exe_details(info, proc_root, capture_env);
     entry.fds.close_on_exec();
 }
@@ -243,6 +245,7 @@ fn fd_in_path(path: &str) -> Option<i32> {
 /// Updates the fd table and process facts for a completed syscall; returns the event's fd.
 fn apply_syscall(
     entry: &mut ProcessEntry,
+    strings: &mut Strings,
     proc_root: &std::path::Path,
     pid: u32,
     call: &SyscallEvent,
@@ -259,7 +262,7 @@ fn apply_syscall(
     }
     let mut closed = None;
     if call.succeeded() || (call.spec.syscall == Syscall::Connect && call.ret == EINPROGRESS) {
-        closed = apply_success(entry, call);
+        closed = apply_success(entry, strings, call);
     }
     let num = event_fd?;
     let info = closed.or_else(|| entry.fds.get(num).cloned());
@@ -308,8 +311,8 @@ fn base_dir(entry: &ProcessEntry, dirfd: Option<i32>) -> String {
             .fds
             .get(fd)
             .map(|info| info.name.clone())
-            .unwrap_or_else(|| entry.info.cwd.clone()),
-        _ => entry.info.cwd.clone(),
+            .unwrap_or_else(|| entry.info.cwd.to_string()),
+        _ => entry.info.cwd.to_string(),
     }
 }
 
@@ -325,7 +328,11 @@ fn resolved(entry: &ProcessEntry, call: &SyscallEvent, name: &str) -> String {
 }
 
 /// Applies a successful call; returns the fd info a `close` removed.
-fn apply_success(entry: &mut ProcessEntry, call: &SyscallEvent) -> Option<FdInfo> {
+fn apply_success(
+    entry: &mut ProcessEntry,
+    strings: &mut Strings,
+    call: &SyscallEvent,
+) -> Option<FdInfo> {
     let ret = call.ret;
     let new_fd = ret as i32;
     match call.spec.syscall {
@@ -410,10 +417,14 @@ fn apply_success(entry: &mut ProcessEntry, call: &SyscallEvent) -> Option<FdInfo
         }
         Syscall::Chdir => {
             let path = resolved(entry, call, "path");
-            entry.info_mut().cwd = path;
+            entry.info_mut().cwd = strings.text(&path);
         }
         Syscall::Fchdir => {
-            if let Some(path) = entry.fds.get(call.arg_fd(0)).map(|info| info.name.clone()) {
+            if let Some(path) = entry
+                .fds
+                .get(call.arg_fd(0))
+                .map(|info| strings.text(&info.name))
+            {
                 entry.info_mut().cwd = path;
             }
         }
@@ -421,9 +432,9 @@ fn apply_success(entry: &mut ProcessEntry, call: &SyscallEvent) -> Option<FdInfo
             let info = entry.info_mut();
             let mut argv = call.argv.iter();
             if let Some(first) = argv.next() {
-                info.exe.clone_from(first);
+                info.exe = strings.text(first);
             }
-            info.args = argv.cloned().collect();
+            info.args = strings.list(argv.cloned().collect());
         }
         _ => {}
     }

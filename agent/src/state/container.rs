@@ -64,10 +64,13 @@ impl ContainerRuntime {
 ///
 /// Kept as 128 bits rather than a string so that copying a process's
 /// container reference (which happens on every copy-on-write of the process
-/// snapshot) allocates nothing for it.
+/// snapshot) allocates nothing for it. Two `u64` halves rather than a
+/// `u128`: a `u128` is 16-byte aligned, which padded every process snapshot
+/// that embeds a container reference by 16 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PodUid {
-    bits: u128,
+    /// The upper and lower 64 bits.
+    halves: [u64; 2],
     /// Written as a dashed UUID (36 chars) rather than 32 bare hex digits.
     dashed: bool,
 }
@@ -92,13 +95,21 @@ impl PodUid {
             }
             bits = (bits << 4) | u128::from(lower_hex_value(c)?);
         }
-        Some(PodUid { bits, dashed })
+        Some(PodUid {
+            halves: [(bits >> 64) as u64, bits as u64],
+            dashed,
+        })
+    }
+
+    /// The 128 bits of the UID.
+    fn bits(&self) -> u128 {
+        (u128::from(self.halves[0]) << 64) | u128::from(self.halves[1])
     }
 }
 
 impl fmt::Display for PodUid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hex = format!("{:032x}", self.bits);
+        let hex = format!("{:032x}", self.bits());
         if self.dashed {
             write!(
                 f,
@@ -140,8 +151,9 @@ impl<'de> serde::Deserialize<'de> for PodUid {
 pub struct ContainerRef {
     /// Runtime inferred from the cgroup naming scheme.
     pub runtime: ContainerRuntime,
-    /// The full 64-hex container id.
-    pub full_id: String,
+    /// The full 64-hex container id. Shared: every process of a container, and every
+    /// copy-on-write copy of their snapshots, holds one reference instead of a copy.
+    pub full_id: super::intern::SharedStr,
     /// The Kubernetes pod the container belongs to, when the path is a
     /// kubelet's pod layout. It identifies the pod even while the API server
     /// has not yet reported the container's id.
@@ -195,7 +207,7 @@ pub fn container_from_cgroup(path: &str) -> Option<ContainerRef> {
         let (runtime, id) = match_component(&components, i)?;
         Some(ContainerRef {
             runtime,
-            full_id: id.to_owned(),
+            full_id: id.into(),
             // The pod is the container's own cgroup or one of its ancestors;
             // never look below the container (its sub-cgroups are its own).
             pod_uid: pod_uid_in(&components[..=i]),
@@ -350,7 +362,7 @@ mod tests {
 
     fn check(path: &str, expected: Option<(ContainerRuntime, &str)>) {
         let got = container_from_cgroup(path).map(|c| (c.runtime, c.full_id));
-        let want = expected.map(|(runtime, id)| (runtime, id.to_owned()));
+        let want = expected.map(|(runtime, id)| (runtime, id.into()));
         assert_eq!(got, want, "path {path}");
     }
 
@@ -675,7 +687,7 @@ mod tests {
                 let got = container_from_proc_cgroup(&text);
                 let want = runtime.map(|runtime| ContainerRef {
                     runtime,
-                    full_id: ID.to_owned(),
+                    full_id: ID.into(),
                     pod_uid: PodUid::parse(uid),
                 });
                 assert_eq!(got, want, "{layout} (pod {uid})");
@@ -703,7 +715,7 @@ mod tests {
         assert_eq!(
             container_from_proc_cgroup(&format!("garbage\n3:memory:/docker/{ID2}\n"))
                 .map(|c| c.full_id),
-            Some(ID2.to_owned())
+            Some(ID2.into())
         );
     }
 

@@ -328,7 +328,7 @@ impl ContainerMetaCache {
                 },
             };
             self.entries.put(
-                container.full_id.clone(),
+                container.full_id.to_string(),
                 Entry {
                     files,
                     merged: None,
@@ -1192,7 +1192,7 @@ mod tests {
     fn docker(id: &str) -> ContainerRef {
         ContainerRef {
             runtime: ContainerRuntime::Docker,
-            full_id: id.to_owned(),
+            full_id: id.into(),
             pod_uid: None,
         }
     }
@@ -1200,7 +1200,7 @@ mod tests {
     fn containerd(id: &str) -> ContainerRef {
         ContainerRef {
             runtime: ContainerRuntime::Containerd,
-            full_id: id.to_owned(),
+            full_id: id.into(),
             pod_uid: None,
         }
     }

@@ -5,6 +5,7 @@ use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     path::Path,
+    sync::Arc,
 };
 
 use super::{
@@ -279,9 +280,14 @@ fn render_endpoint(endpoint: Option<SocketAddr>, kind: FdType) -> String {
 }
 
 /// Fds of one process, bounded.
+///
+/// Copy-on-write: fork gives the child the parent's table, and most children (workers, sleeping
+/// helpers) never open or close anything the agent sees, so the copy shares the parent's map
+/// until one side changes it. Entries are shared too, so the first change copies only the map,
+/// not every fd's names. A process whose fds were never seen holds no map at all.
 #[derive(Clone, Debug, Default)]
 pub struct FdTable {
-    fds: HashMap<i32, FdInfo>,
+    fds: Option<Arc<HashMap<i32, Arc<FdInfo>>>>,
 }
 
 impl FdTable {
@@ -289,58 +295,93 @@ impl FdTable {
     /// keeps memory bounded for processes with huge fd counts.
     pub const MAX_FDS: usize = 4096;
 
+    /// The map, to change: a private copy if another table still shares it.
+    fn map_mut(&mut self) -> &mut HashMap<i32, Arc<FdInfo>> {
+        Arc::make_mut(self.fds.get_or_insert_with(Default::default))
+    }
+
     /// The fd `fd`, if known.
     pub fn get(&self, fd: i32) -> Option<&FdInfo> {
-        self.fds.get(&fd)
+        self.fds.as_ref()?.get(&fd).map(|info| &**info)
     }
 
     /// The fd `fd`, mutable.
     pub fn get_mut(&mut self, fd: i32) -> Option<&mut FdInfo> {
-        self.fds.get_mut(&fd)
+        // Do not copy a shared map just to find nothing.
+        self.get(fd)?;
+        self.map_mut().get_mut(&fd).map(Arc::make_mut)
     }
 
     /// Records `fd` (replacing what it was).
     pub fn insert(&mut self, fd: i32, info: FdInfo) {
+        self.insert_shared(fd, Arc::new(info));
+    }
+
+    fn insert_shared(&mut self, fd: i32, info: Arc<FdInfo>) {
         if fd < 0 {
             return;
         }
-        if self.fds.len() >= Self::MAX_FDS
-            && !self.fds.contains_key(&fd)
-            && let Some(&victim) = self.fds.keys().next()
+        let fds = self.map_mut();
+        if fds.len() >= Self::MAX_FDS
+            && !fds.contains_key(&fd)
+            && let Some(&victim) = fds.keys().next()
         {
-            self.fds.remove(&victim);
+            fds.remove(&victim);
         }
-        self.fds.insert(fd, info);
+        fds.insert(fd, info);
     }
 
     /// Forgets `fd`, returning what it was.
     pub fn remove(&mut self, fd: i32) -> Option<FdInfo> {
-        self.fds.remove(&fd)
+        // Unknown fd: leave a shared map shared.
+        self.get(fd)?;
+        // The emptied map is kept: a process that opens and closes one file in a loop would
+        // otherwise allocate a map on every open.
+        self.map_mut().remove(&fd).map(Arc::unwrap_or_clone)
     }
 
     /// Copies `old` to `new` (dup family); the copy's close-on-exec flag is `cloexec`.
     pub fn duplicate(&mut self, old: i32, new: i32, cloexec: bool) {
-        if let Some(mut info) = self.fds.get(&old).cloned() {
-            info.cloexec = cloexec;
-            self.insert(new, info);
-        } else {
-            self.fds.remove(&new);
+        let Some(fds) = &self.fds else {
+            return;
+        };
+        match fds.get(&old) {
+            // Same flag: the copy shares the entry.
+            Some(info) if info.cloexec == cloexec => {
+                let info = Arc::clone(info);
+                self.insert_shared(new, info);
+            }
+            Some(info) => {
+                let mut info = FdInfo::clone(info);
+                info.cloexec = cloexec;
+                self.insert(new, info);
+            }
+            None => {
+                self.remove(new);
+            }
         }
     }
 
     /// Drops close-on-exec fds, as a successful exec does.
     pub fn close_on_exec(&mut self) {
-        self.fds.retain(|_, info| !info.cloexec);
+        let Some(fds) = &self.fds else {
+            return;
+        };
+        if !fds.values().any(|info| info.cloexec) {
+            // Nothing to drop: keep sharing the map.
+            return;
+        }
+        self.map_mut().retain(|_, info| !info.cloexec);
     }
 
     /// Number of fds tracked.
     pub fn len(&self) -> usize {
-        self.fds.len()
+        self.fds.as_ref().map_or(0, |fds| fds.len())
     }
 
     /// Whether no fd is tracked.
     pub fn is_empty(&self) -> bool {
-        self.fds.is_empty()
+        self.len() == 0
     }
 }
 
@@ -479,6 +520,35 @@ mod tests {
         assert!(table.get(4).is_some());
         assert!(table.remove(4).is_some());
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn copies_share_until_changed() {
+        let mut parent = FdTable::default();
+        parent.insert(0, FdInfo::file("/dev/null".into(), "/dev/null".into(), 0));
+        parent.insert(
+            1,
+            FdInfo::file("/a".into(), "/a".into(), libc::O_CLOEXEC as u64),
+        );
+        let mut child = parent.clone();
+        // Changes to the copy (close, rename, exec) leave the original alone, and the other way
+        // round.
+        assert!(child.remove(0).is_some());
+        if let Some(info) = child.get_mut(1) {
+            info.name = "/b".into();
+        }
+        child.close_on_exec();
+        assert!(child.is_empty());
+        assert_eq!(parent.get(0).map(|f| f.name.as_str()), Some("/dev/null"));
+        assert_eq!(parent.get(1).map(|f| f.name.as_str()), Some("/a"));
+        parent.insert(2, FdInfo::other(FdType::Pipe, "pipe:[1]".into()));
+        assert!(child.get(2).is_none());
+        // Unknown fds change nothing.
+        assert!(child.get_mut(7).is_none());
+        assert!(child.remove(7).is_none());
+        child.duplicate(7, 8, false);
+        assert!(child.is_empty());
+        assert_eq!(parent.len(), 3);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod cgroups;
 pub mod container;
 pub mod container_meta;
 pub mod fd;
+pub mod intern;
 pub mod paths;
 pub mod pod_watch;
 pub mod pods;

@@ -14,6 +14,7 @@ use super::{
     cgroups::CgroupResolver,
     container::{ContainerRef, container_from_cgroup},
     fd::FdTable,
+    intern::{Interner, SharedList, SharedStr, empty_list},
     procfs::{self, ProcSnapshot},
 };
 use crate::events::Task;
@@ -31,6 +32,10 @@ pub struct Capabilities {
 
 /// Everything known about one process. Shared with events as an `Arc` snapshot; updates copy on
 /// write, so an event keeps describing the process as it was when the event happened.
+///
+/// The texts are shared ([`SharedStr`], [`SharedList`]): a copy (fork, copy-on-write) shares
+/// them, and the process table interns them, so thousands of processes of one program hold one
+/// copy of its path, arguments and working directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ProcessInfo {
@@ -45,15 +50,15 @@ pub struct ProcessInfo {
     /// Process group id.
     pub pgid: u32,
     /// Task name (`proc.name`).
-    pub comm: String,
+    pub comm: SharedStr,
     /// First argument of the command line (`proc.exe`).
-    pub exe: String,
+    pub exe: SharedStr,
     /// Full path of the executable (`proc.exepath`).
-    pub exepath: String,
+    pub exepath: SharedStr,
     /// Arguments after the first (`proc.args`).
-    pub args: Vec<String>,
+    pub args: SharedList,
     /// Working directory.
-    pub cwd: String,
+    pub cwd: SharedStr,
     /// Real uid.
     pub uid: u32,
     /// Real gid.
@@ -92,7 +97,7 @@ pub struct ProcessInfo {
 impl ProcessInfo {
     /// Falco's `proc.cmdline`: the name followed by the arguments.
     pub fn cmdline(&self) -> String {
-        let mut line = self.comm.clone();
+        let mut line = self.comm.to_string();
         for arg in &self.args {
             line.push(' ');
             line.push_str(arg);
@@ -105,26 +110,34 @@ impl ProcessInfo {
         self.args.join(" ")
     }
 
-    fn from_snapshot(snapshot: ProcSnapshot) -> ProcessInfo {
-        let mut argv = snapshot.argv.into_iter();
-        let exe = argv.next().unwrap_or_default();
-        let exepath = snapshot.exepath.unwrap_or_default();
+    fn from_snapshot(snapshot: ProcSnapshot, strings: &mut Strings) -> ProcessInfo {
+        let mut argv = snapshot.argv;
+        let exe = if argv.is_empty() {
+            SharedStr::default()
+        } else {
+            strings.text(&argv.remove(0))
+        };
+        let exepath = snapshot
+            .exepath
+            .map_or_else(SharedStr::default, |path| strings.text(&path));
         ProcessInfo {
             pid: snapshot.pid,
             ppid: snapshot.ppid,
             vpid: snapshot.vpid,
             sid: snapshot.sid,
             pgid: snapshot.pgid,
-            comm: snapshot.comm,
+            comm: strings.text(&snapshot.comm),
             exe,
             exe_from_memfd: exepath.starts_with("/memfd:"),
             exe_ctime_ns: None,
             exe_mtime_ns: None,
             exe_upper_layer: false,
-            env: Arc::from(Vec::new()),
+            env: empty_list(),
             exepath,
-            args: argv.collect(),
-            cwd: snapshot.cwd.unwrap_or_default(),
+            args: strings.list(argv),
+            cwd: snapshot
+                .cwd
+                .map_or_else(SharedStr::default, |cwd| strings.text(&cwd)),
             uid: snapshot.uid,
             gid: snapshot.gid,
             euid: snapshot.euid,
@@ -133,7 +146,7 @@ impl ProcessInfo {
             tty: snapshot.tty,
             start_boot_ns: snapshot.start_boot_ns,
             cgroup_id: 0,
-            cgroup_path: snapshot.cgroup_path.map(Arc::from),
+            cgroup_path: snapshot.cgroup_path.map(|path| strings.text(&path).into()),
             container: snapshot.cgroup_container,
             caps: Capabilities {
                 effective: snapshot.cap_effective,
@@ -143,19 +156,40 @@ impl ProcessInfo {
         }
     }
 
-    fn from_task(task: &Task) -> ProcessInfo {
+    fn from_task(task: &Task, strings: &mut Strings) -> ProcessInfo {
+        let comm = strings.text(&task.comm);
         ProcessInfo {
             pid: task.pid,
             ppid: task.ppid,
             vpid: task.pid,
-            comm: task.comm.clone(),
-            exe: task.comm.clone(),
+            exe: comm.clone(),
+            comm,
+            env: empty_list(),
             uid: task.uid,
             gid: task.gid,
             euid: task.uid,
             egid: task.gid,
             ..ProcessInfo::default()
         }
+    }
+}
+
+/// The interners of the process table: texts (names, paths) and argument lists.
+#[derive(Debug, Default)]
+pub struct Strings {
+    texts: Interner<str>,
+    lists: Interner<[String]>,
+}
+
+impl Strings {
+    /// The shared copy of `text`.
+    pub fn text(&mut self, text: &str) -> SharedStr {
+        self.texts.intern(text)
+    }
+
+    /// The shared copy of the list `items`.
+    pub fn list(&mut self, items: Vec<String>) -> SharedList {
+        self.lists.intern_list(items)
     }
 }
 
@@ -180,7 +214,13 @@ pub const MAX_ANCESTORS: usize = 16;
 
 /// All known processes.
 pub struct ProcessTable {
+    /// Unbounded as far as the cache knows: the table evicts by itself at `capacity`. A bounded
+    /// `LruCache` allocates its whole index up front (16 bytes a slot, two slots a process at the
+    /// default 65,536), which the pages of a mostly empty table then pay for as entries land
+    /// all over it; this way the index grows with the processes actually tracked.
     entries: LruCache<u32, ProcessEntry>,
+    capacity: NonZeroUsize,
+    strings: Strings,
     proc_root: PathBuf,
 }
 
@@ -188,7 +228,9 @@ impl ProcessTable {
     /// An empty table holding at most `capacity` processes, reading /proc at `proc_root`.
     pub fn new(proc_root: impl Into<PathBuf>, capacity: NonZeroUsize) -> ProcessTable {
         ProcessTable {
-            entries: LruCache::new(capacity),
+            entries: LruCache::unbounded(),
+            capacity,
+            strings: Strings::default(),
             proc_root: proc_root.into(),
         }
     }
@@ -196,6 +238,20 @@ impl ProcessTable {
     /// The procfs root this table reads.
     pub fn proc_root(&self) -> &Path {
         &self.proc_root
+    }
+
+    /// Makes room for `pid` if it is new and the table is full, evicting the least recently
+    /// active process.
+    fn make_room_for(&mut self, pid: u32) {
+        if self.entries.len() >= self.capacity.get() && !self.entries.contains(&pid) {
+            self.entries.pop_lru();
+        }
+    }
+
+    /// Records `entry` as `pid` (replacing what it was), evicting if the table is full.
+    fn put(&mut self, pid: u32, entry: ProcessEntry) {
+        self.make_room_for(pid);
+        self.entries.put(pid, entry);
     }
 
     /// Loads every process in /proc; returns how many were loaded. Processes that vanish while
@@ -207,10 +263,10 @@ impl ProcessTable {
         let mut loaded = 0;
         for pid in pids {
             if let Ok(snapshot) = procfs::read_process(&self.proc_root, pid) {
-                let mut info = ProcessInfo::from_snapshot(snapshot);
+                let mut info = ProcessInfo::from_snapshot(snapshot, &mut self.strings);
                 attach_cgroup_from_path(&mut info, cgroups);
                 attach_exe_details(&mut info, &self.proc_root, capture_env);
-                self.entries.put(
+                self.put(
                     pid,
                     ProcessEntry {
                         info: Arc::new(info),
@@ -226,19 +282,35 @@ impl ProcessTable {
     /// The entry of the task's process, loaded from /proc (or made from the task itself when the
     /// process is already gone) if it is not known yet, and refreshed with what the task says.
     pub fn entry(&mut self, task: &Task, cgroups: &mut CgroupResolver) -> &mut ProcessEntry {
-        let proc_root = &self.proc_root;
-        let entry = self.entries.get_or_insert_mut(task.pid, || {
+        self.entry_and_strings(task, cgroups).0
+    }
+
+    /// [`ProcessTable::entry`], with the table's interners for the texts an update brings
+    /// (exec).
+    pub fn entry_and_strings(
+        &mut self,
+        task: &Task,
+        cgroups: &mut CgroupResolver,
+    ) -> (&mut ProcessEntry, &mut Strings) {
+        self.make_room_for(task.pid);
+        let ProcessTable {
+            entries,
+            strings,
+            proc_root,
+            ..
+        } = self;
+        let entry = entries.get_or_insert_mut(task.pid, || {
             let info = match procfs::read_process(proc_root, task.pid) {
-                Ok(snapshot) => ProcessInfo::from_snapshot(snapshot),
-                Err(_) => ProcessInfo::from_task(task),
+                Ok(snapshot) => ProcessInfo::from_snapshot(snapshot, strings),
+                Err(_) => ProcessInfo::from_task(task, strings),
             };
             ProcessEntry {
                 info: Arc::new(info),
                 fds: FdTable::default(),
             }
         });
-        refresh_from_task(entry, task, cgroups, proc_root);
-        entry
+        refresh_from_task(entry, task, cgroups, proc_root, strings);
+        (entry, strings)
     }
 
     /// The facts of `pid`, without loading or promoting it.
@@ -265,7 +337,7 @@ impl ProcessTable {
         info.vpid = child_pid;
         info.ppid = child_ppid;
         info.start_boot_ns = parent.ts_boot_ns;
-        self.entries.put(child_pid, child);
+        self.put(child_pid, child);
     }
 
     /// Forgets `pid`.
@@ -313,6 +385,7 @@ fn refresh_from_task(
     task: &Task,
     cgroups: &mut CgroupResolver,
     proc_root: &Path,
+    strings: &mut Strings,
 ) {
     let info = &entry.info;
     // The resolver rate-limits its walks of the cgroup tree, so the lookup made when the process
@@ -337,7 +410,7 @@ fn refresh_from_task(
     info.uid = task.uid;
     info.gid = task.gid;
     if info.comm != task.comm {
-        info.comm.clone_from(&task.comm);
+        info.comm = strings.text(&task.comm);
     }
     if task.ppid != 0 {
         info.ppid = task.ppid;
@@ -478,6 +551,80 @@ mod tests {
             .map(|p| p.comm.clone())
             .collect();
         assert_eq!(names, vec!["bash", "init"]);
+    }
+
+    #[test]
+    fn forked_children_share_what_they_inherit() {
+        let (mut table, mut cgroups) = table(16);
+        let parent = task(30, 1, "worker");
+        let entry = table.entry(&parent, &mut cgroups);
+        entry.info_mut().cwd = "/srv".into();
+        entry.info_mut().args = vec!["--serve".to_string()].into();
+        entry.fds.insert(
+            3,
+            crate::state::fd::FdInfo::file("/srv/log".into(), "log".into(), 0),
+        );
+        table.fork(&parent, 31, 30, &mut cgroups);
+        let parent = table.peek(30).unwrap().clone();
+        let child = table.peek(31).unwrap().clone();
+        assert_eq!((child.pid, child.ppid), (31, 30));
+        // Same texts, one copy of each: a child costs its own facts only.
+        assert!(SharedStr::ptr_eq(&child.cwd, &parent.cwd));
+        assert!(SharedStr::ptr_eq(&child.comm, &parent.comm));
+        assert!(SharedList::ptr_eq(&child.args, &parent.args));
+        // The child's fds start as the parent's; changing them leaves the parent's alone.
+        let child_task = task(31, 30, "worker");
+        let entry = table.entry(&child_task, &mut cgroups);
+        assert_eq!(entry.fds.get(3).map(|f| f.name.as_str()), Some("/srv/log"));
+        assert!(entry.fds.remove(3).is_some());
+        assert!(table.entry(&child_task, &mut cgroups).fds.is_empty());
+        assert!(
+            table
+                .entry(&task(30, 1, "worker"), &mut cgroups)
+                .fds
+                .get(3)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn processes_loaded_from_procfs_share_equal_texts() {
+        let procfs = tempfile::tempdir().unwrap();
+        for pid in [70, 71] {
+            let dir = procfs.path().join(pid.to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("stat"),
+                format!(
+                    "{pid} (sleep) S 1 {pid} {pid} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0"
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join("status"),
+                format!(
+                    "Name:\tsleep\nPid:\t{pid}\nPPid:\t1\nUid:\t0\t0\t0\t0\n\
+                     Gid:\t0\t0\t0\t0\nNSpid:\t{pid}\nCapInh:\t0000000000000000\n\
+                     CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+                ),
+            )
+            .unwrap();
+            std::fs::write(dir.join("cmdline"), "sleep\x00600\x00").unwrap();
+        }
+        let mut table = ProcessTable::new(procfs.path(), NonZeroUsize::new(16).unwrap());
+        let mut cgroups = CgroupResolver::new(procfs.path().join("no-cgroup"));
+        let a = table
+            .entry(&task(70, 1, "sleep"), &mut cgroups)
+            .info
+            .clone();
+        let b = table
+            .entry(&task(71, 1, "sleep"), &mut cgroups)
+            .info
+            .clone();
+        assert_eq!(a.exe, "sleep");
+        assert_eq!(a.args, ["600"]);
+        assert!(SharedStr::ptr_eq(&a.exe, &b.exe));
+        assert!(SharedList::ptr_eq(&a.args, &b.args));
     }
 
     #[test]

@@ -870,7 +870,7 @@ fn index_follows_updates_and_deletes() {
     assert!(index.is_synced());
     let etcd = ContainerRef {
         runtime: ContainerRuntime::Containerd,
-        full_id: "ab".repeat(32),
+        full_id: "ab".repeat(32).into(),
         pod_uid: PodUid::parse(ETCD_HASH),
     };
     assert!(matches!(index.lookup(&etcd), Some(ApiMatch::Pod(p)) if p.name == "etcd-node-a"));
