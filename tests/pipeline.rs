@@ -108,6 +108,57 @@ async fn syscalls_left_out_of_the_interest_leave_no_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_calls_no_rule_can_match_are_counted_not_recorded() {
+    use vigil::events::syscalls::Syscall;
+    let mut harness = Harness::start_with(|config| {
+        config.probes.skip_failed = vec![Syscall::Open, Syscall::Openat, Syscall::Openat2];
+    })
+    .await;
+    let missing = "/nonexistent/vigil-skip-failed";
+    let mut child = Command::new("/bin/cat")
+        .args(["/etc/hostname", missing])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cat");
+    let pid = child.id();
+    let status = child.wait().expect("cat ran");
+    assert!(!status.success(), "cat of a missing file fails");
+    // cat's exit comes after both opens: the good one is recorded, the failed one is not.
+    harness
+        .expect("procexit of cat", |e| {
+            type_of(e) == "procexit" && e.event.task.pid == pid
+        })
+        .await;
+    let opened: Vec<&str> = harness
+        .seen()
+        .iter()
+        .filter(|e| e.event.task.pid == pid && matches!(type_of(e), "open" | "openat"))
+        .filter_map(|e| str_arg(e, "name"))
+        .collect();
+    assert!(opened.contains(&"/etc/hostname"), "{opened:?}");
+    assert!(!opened.contains(&missing), "{opened:?}");
+    // Counted: the kernel's per-CPU counters are read every 500 ms.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let skipped = || {
+        harness
+            .metrics
+            .kernel_skipped_by_reason()
+            .find(|(reason, _)| *reason == "failed_call")
+            .map_or(0, |(_, count)| count)
+    };
+    while skipped() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the skipped call was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(harness.metrics.kernel_drops_total(), 0);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_a_loopback_listener_has_address_and_port() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();

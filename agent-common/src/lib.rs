@@ -198,6 +198,17 @@ pub mod recipe_flags {
     /// A TCP connect: `aux` receives the local address the kernel chose, as
     /// `[family << 16 | port, address bytes 0..8, address bytes 8..16]`.
     pub const LOCAL_ADDRESS: u8 = 1 << 4;
+    /// No rule can match a failed call and the state ignores it: a call that fails is counted
+    /// in `SKIPPED` instead of recorded.
+    pub const SKIP_FAILED: u8 = 1 << 5;
+}
+
+/// Indexes of the per-CPU counters of records the kernel side left out on purpose.
+pub mod skip_reason {
+    /// A failed call of a syscall recorded with [`super::recipe_flags::SKIP_FAILED`].
+    pub const FAILED_CALL: u32 = 0;
+    /// Number of counters.
+    pub const COUNT: u32 = 1;
 }
 
 /// How the kernel side captures one syscall: the value of the interest map, indexed by the

@@ -20,7 +20,7 @@ use agent_common::{
     ARGV_MAX_ARGS, ARGV_MAX_BYTES, BUF_MAX, DATA_CAP, ExecCapture, ExecRecord, ExitRecord,
     ForkRecord, MAX_SYSCALL_NR, NO_FIELD, PendingCall, ProbeConfig, RecordHeader, RecordKind,
     SCRATCH_SIZE, SOCKADDR_MAX, STR_MAX, STR_SLOTS, Scratch, SyscallRecipe, SyscallRecord,
-    drop_reason, recipe_flags, record_flags, sockaddr_mode,
+    drop_reason, recipe_flags, record_flags, skip_reason, sockaddr_mode,
 };
 use aya_ebpf::{
     EbpfContext,
@@ -165,6 +165,18 @@ fn emit(bytes: &[u8], now: u64) {
         count_drop(drop_reason::RINGBUF_FULL);
     } else {
         wakeup.committed();
+    }
+}
+
+/// Records left out on purpose, by [`skip_reason`], so every class is accounted for.
+#[map]
+static SKIPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(skip_reason::COUNT, 0);
+
+#[inline(always)]
+fn count_skip(reason: u32) {
+    if let Some(counter) = SKIPPED.get_ptr_mut(reason) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *counter += 1 };
     }
 }
 
@@ -466,6 +478,18 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
     };
     let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
     let tid = pid_tgid as u32;
+    if ret < 0 && recipe.flags & recipe_flags::SKIP_FAILED != 0 {
+        if regs.is_none() || needs_entry(&recipe) {
+            let _ = PENDING.remove(tid);
+        }
+        if recipe.flags & recipe_flags::EXEC != 0 {
+            let _ = EXEC_PENDING.remove(tid);
+        }
+        if !ignored((pid_tgid >> 32) as u32) {
+            count_skip(skip_reason::FAILED_CALL);
+        }
+        return;
+    }
     let call = match regs {
         Some(regs) if !needs_entry(&recipe) => {
             if ignored((pid_tgid >> 32) as u32) {

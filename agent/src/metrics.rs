@@ -10,7 +10,10 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::{events::syscalls::SYSCALLS, probes::DROP_REASONS};
+use crate::{
+    events::syscalls::SYSCALLS,
+    probes::{DROP_REASONS, SKIP_REASONS},
+};
 
 /// Event types counted besides syscalls.
 const LIFECYCLE_TYPES: [&str; 5] = ["procfork", "procexec", "procexit", "egress", "dns"];
@@ -22,6 +25,9 @@ pub struct Metrics {
     /// Records the decoder rejected.
     pub decode_errors: IntCounter,
     kernel_drops: Vec<IntCounter>,
+    /// Records the kernel side left out on purpose, by reason (in `SKIP_REASONS` order), with
+    /// the kernel's total last seen.
+    kernel_skipped: Vec<(IntCounter, std::sync::atomic::AtomicU64)>,
     kernel_drop_totals: std::sync::Mutex<Vec<u64>>,
     /// Delay between the kernel timestamp of an event and its decoding.
     pub event_lag: Histogram,
@@ -200,6 +206,23 @@ impl Metrics {
             .iter()
             .map(|reason| drops.with_label_values(&[reason]))
             .collect::<Vec<_>>();
+        let skipped = IntCounterVec::new(
+            Opts::new(
+                "kernel_skipped_total",
+                "Records the kernel side left out on purpose (no rule or state can use them), by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(skipped.clone()))?;
+        let kernel_skipped = SKIP_REASONS
+            .iter()
+            .map(|reason| {
+                (
+                    skipped.with_label_values(&[reason]),
+                    std::sync::atomic::AtomicU64::new(0),
+                )
+            })
+            .collect::<Vec<_>>();
 
         let event_lag = Histogram::with_opts(
             HistogramOpts::new(
@@ -263,6 +286,7 @@ impl Metrics {
             decode_errors,
             kernel_drop_totals: std::sync::Mutex::new(vec![0; kernel_drops.len()]),
             kernel_drops,
+            kernel_skipped,
             event_lag,
             ring_buffer_lag,
             process_table_size,
@@ -319,6 +343,26 @@ impl Metrics {
                 *seen = total;
             }
         }
+    }
+
+    /// Brings the counters of records left out on purpose up to the kernel's totals (indexed
+    /// like `SKIP_REASONS`).
+    pub fn observe_kernel_skipped(&self, totals: &[u64]) {
+        for ((counter, seen), &total) in self.kernel_skipped.iter().map(|(c, s)| (c, s)).zip(totals)
+        {
+            let before = seen.swap(total, std::sync::atomic::Ordering::Relaxed);
+            if total > before {
+                counter.inc_by(total - before);
+            }
+        }
+    }
+
+    /// Records left out on purpose by the kernel side so far, by reason.
+    pub fn kernel_skipped_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        SKIP_REASONS
+            .iter()
+            .copied()
+            .zip(self.kernel_skipped.iter().map(|(counter, _)| counter.get()))
     }
 
     /// Records dropped by the kernel side so far, by reason (in [`DROP_REASONS`] order).

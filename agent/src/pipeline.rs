@@ -183,8 +183,10 @@ impl Pipeline {
         &mut self,
         syscalls: impl IntoIterator<Item = crate::events::syscalls::Syscall>,
         capture_buffers: bool,
+        skip_failed: &[crate::events::syscalls::Syscall],
     ) -> Result<(), PipelineError> {
-        self.probes.set_interest(syscalls, capture_buffers)?;
+        self.probes
+            .set_interest(syscalls, capture_buffers, skip_failed)?;
         self.metrics
             .syscalls_traced
             .set(self.probes.traced_syscalls() as i64);
@@ -322,6 +324,10 @@ async fn poll_drops(drops: DropCounters, metrics: Arc<Metrics>) {
         match drops.read() {
             Ok(totals) => metrics.observe_kernel_drops(&totals),
             Err(error) => tracing::warn!(%error, "reading the kernel drop counters failed"),
+        }
+        match drops.read_skipped() {
+            Ok(totals) => metrics.observe_kernel_skipped(&totals),
+            Err(error) => tracing::warn!(%error, "reading the kernel skip counters failed"),
         }
     }
 }

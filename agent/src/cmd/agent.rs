@@ -117,6 +117,7 @@ struct TracingOptions {
     capture_env: bool,
     capture_buffers: bool,
     syscalls: Vec<Syscall>,
+    skip_failed: Vec<Syscall>,
     /// Rules running, for the `vigil_rules_loaded` gauge.
     rules_loaded: usize,
     /// Egress policies for the kernel.
@@ -131,6 +132,7 @@ impl Default for TracingOptions {
             capture_env: false,
             capture_buffers: false,
             syscalls: syscalls::default_interest().collect(),
+            skip_failed: Vec::new(),
             rules_loaded: 0,
             egress: None,
             watchdog: None,
@@ -185,8 +187,16 @@ pub async fn run(
     config: Option<ConfigSource>,
 ) -> Result<()> {
     let ruleset = rule_args.load()?;
-    // Opt-in syscalls are traced only when a rule can match them.
+    // Only the syscalls the rules and the state need are traced.
     let capture = ruleset.capture();
+    let names = |list: &[Syscall]| -> Vec<&'static str> {
+        list.iter().map(|s| syscalls::spec(*s).name).collect()
+    };
+    tracing::info!(
+        syscalls = ?names(&capture.syscalls),
+        failures_counted_not_recorded = ?names(&capture.skip_failed),
+        "traced syscalls"
+    );
     let policy_names = PolicyNames::default();
     let egress = if policies.policies.is_empty() && policies.default.is_none() {
         None
@@ -216,6 +226,7 @@ pub async fn run(
         capture_env: capture.env,
         capture_buffers: capture.buffers,
         syscalls: capture.syscalls.clone(),
+        skip_failed: capture.skip_failed.clone(),
         rules_loaded: ruleset.len(),
         egress,
         watchdog: None,
@@ -320,6 +331,7 @@ async fn run_agent(
     config.state.capture_env = options.capture_env;
     config.probes.capture_buffers = options.capture_buffers;
     config.probes.syscalls = options.syscalls;
+    config.probes.skip_failed = options.skip_failed;
     config.probes.egress_cgroup_root = options.egress.as_ref().map(|e| e.cgroup_root.clone());
     config.probes.egress_pin = options.egress.as_ref().is_some_and(|e| e.pin);
     config.state.runtime_roots = runtime_roots.clone();

@@ -886,6 +886,18 @@ pub const PROCESS_STATE: &[Syscall] = &[
     Syscall::Ptrace,
 ];
 
+/// Syscalls whose failed calls are always recorded: a connect in progress (`EINPROGRESS`) is
+/// state, and a failed attempt to signal or trace the agent is still reported.
+pub const KEEP_FAILED: &[Syscall] = &[
+    Syscall::Connect,
+    Syscall::Kill,
+    Syscall::Tkill,
+    Syscall::Tgkill,
+    Syscall::Ptrace,
+    Syscall::Clone,
+    Syscall::Clone3,
+];
+
 /// Syscalls that keep the file descriptor table, which every `fd.*` field reads: what opens,
 /// duplicates, addresses and closes descriptors.
 pub const FD_STATE: &[Syscall] = &[

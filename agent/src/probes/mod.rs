@@ -10,7 +10,10 @@ use std::{
     time::Duration,
 };
 
-use agent_common::{MAX_SYSCALL_NR, ProbeConfig, READER_POLL_FACTOR, SyscallRecipe, drop_reason};
+use agent_common::{
+    MAX_SYSCALL_NR, ProbeConfig, READER_POLL_FACTOR, SyscallRecipe, drop_reason, recipe_flags,
+    skip_reason,
+};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
@@ -157,6 +160,8 @@ pub struct ProbeOptions {
     pub syscalls: Vec<Syscall>,
     /// Copy the first bytes of I/O buffers (only when a rule reads `evt.buffer`).
     pub capture_buffers: bool,
+    /// Syscalls whose failed calls are counted in the kernel instead of recorded.
+    pub skip_failed: Vec<Syscall>,
     /// Attach the egress programs to this cgroup v2 root (only when egress policies exist).
     pub egress_cgroup_root: Option<PathBuf>,
     /// Pin the egress links in bpffs, so enforcement outlives this process.
@@ -186,6 +191,7 @@ impl Default for ProbeOptions {
             tracefs: PathBuf::from("/sys/kernel/tracing"),
             syscalls: syscalls::default_interest().collect(),
             capture_buffers: false,
+            skip_failed: Vec::new(),
             egress_cgroup_root: None,
             egress_pin: false,
             cgroup_root: None,
@@ -257,7 +263,11 @@ impl Probes {
             egress_attached: false,
             interest: Vec::new(),
         };
-        probes.set_interest(options.syscalls.iter().copied(), options.capture_buffers)?;
+        probes.set_interest(
+            options.syscalls.iter().copied(),
+            options.capture_buffers,
+            &options.skip_failed,
+        )?;
         probes.attach_all(&tracefs, options.cgroup_root.as_deref())?;
         if let Some(cgroup_root) = &options.egress_cgroup_root {
             probes.attach_egress(cgroup_root, options.egress_pin)?;
@@ -420,10 +430,14 @@ impl Probes {
     /// May be called again while the programs run (a rules reload): only the entries that
     /// change are written, so a syscall traced before and after is never seen switched off or
     /// half-written in between.
+    ///
+    /// Failed calls of the syscalls in `skip_failed` are counted in the kernel instead of
+    /// recorded (no rule can match them and the state ignores them).
     pub fn set_interest(
         &mut self,
         wanted: impl IntoIterator<Item = Syscall>,
         capture_buffers: bool,
+        skip_failed: &[Syscall],
     ) -> Result<(), ProbeError> {
         let mut recipes = vec![SyscallRecipe::default(); MAX_SYSCALL_NR as usize];
         let always = [Syscall::Clone, Syscall::Clone3];
@@ -433,6 +447,9 @@ impl Probes {
             };
             if let Some(slot) = usize::try_from(nr).ok().and_then(|i| recipes.get_mut(i)) {
                 *slot = syscalls::spec(syscall).recipe(capture_buffers);
+                if skip_failed.contains(&syscall) {
+                    slot.flags |= recipe_flags::SKIP_FAILED;
+                }
             }
         }
         let mut interest: Array<&mut MapData, SyscallRecipe> = Array::try_from(
@@ -503,8 +520,13 @@ impl Probes {
             .ebpf
             .take_map("DROPS")
             .ok_or_else(|| missing_map("DROPS"))?;
+        let skipped = self
+            .ebpf
+            .take_map("SKIPPED")
+            .ok_or_else(|| missing_map("SKIPPED"))?;
         Ok(DropCounters {
             map: PerCpuArray::try_from(map).map_err(map_error("DROPS"))?,
+            skipped: PerCpuArray::try_from(skipped).map_err(map_error("SKIPPED"))?,
         })
     }
 }
@@ -537,10 +559,15 @@ impl ReaderPolls {
     }
 }
 
-/// Records the kernel side could not deliver, by reason, summed over CPUs.
+/// Records the kernel side could not deliver, by reason, and those it left out on purpose,
+/// summed over CPUs.
 pub struct DropCounters {
     map: PerCpuArray<MapData, u64>,
+    skipped: PerCpuArray<MapData, u64>,
 }
+
+/// Names of the reasons records are left out on purpose, by counter index.
+pub const SKIP_REASONS: [&str; skip_reason::COUNT as usize] = ["failed_call"];
 
 /// Names of the drop reasons, by counter index.
 pub const DROP_REASONS: [&str; drop_reason::COUNT as usize] =
@@ -555,6 +582,19 @@ impl DropCounters {
                 .map
                 .get(&(index as u32), 0)
                 .map_err(map_error("DROPS"))?;
+            *total = values.iter().sum();
+        }
+        Ok(totals)
+    }
+
+    /// Current totals of records left out on purpose, indexed like [`SKIP_REASONS`].
+    pub fn read_skipped(&self) -> Result<[u64; skip_reason::COUNT as usize], ProbeError> {
+        let mut totals = [0u64; skip_reason::COUNT as usize];
+        for (index, total) in totals.iter_mut().enumerate() {
+            let values = self
+                .skipped
+                .get(&(index as u32), 0)
+                .map_err(map_error("SKIPPED"))?;
             *total = values.iter().sum();
         }
         Ok(totals)

@@ -92,6 +92,10 @@ pub struct Capture {
     pub env: bool,
     /// Some rule reads `evt.buffer`: the first bytes of I/O buffers are copied.
     pub buffers: bool,
+    /// Traced syscalls whose failed calls no rule can match and the state ignores: the kernel
+    /// counts them (`vigil_kernel_skipped_total{reason="failed_call"}`) instead of recording
+    /// them.
+    pub skip_failed: Vec<Syscall>,
 }
 
 struct CompiledRule {
@@ -295,7 +299,7 @@ impl Ruleset {
     pub fn capture(&self) -> Capture {
         let needed: Vec<&str> = self.event_types().collect();
         let fds = self.uses_field_prefix("fd.");
-        let syscalls = syscalls::SYSCALLS
+        let syscalls: Vec<Syscall> = syscalls::SYSCALLS
             .iter()
             .map(|spec| spec.syscall)
             .filter(|syscall| {
@@ -304,11 +308,33 @@ impl Ruleset {
                     || needed.contains(&syscalls::spec(*syscall).name)
             })
             .collect();
+        let skip_failed = syscalls
+            .iter()
+            .copied()
+            .filter(|syscall| !syscalls::KEEP_FAILED.contains(syscall))
+            .filter(|syscall| !self.may_match_failed(*syscall))
+            .collect();
         Capture {
             syscalls,
             env: self.uses_field("proc.env"),
             buffers: self.uses_field("evt.buffer"),
+            skip_failed,
         }
+    }
+
+    /// Whether a running rule can match a failed call of `syscall`.
+    fn may_match_failed(&self, syscall: Syscall) -> bool {
+        let spec = syscalls::spec(syscall);
+        let fd_from_result = spec
+            .param("fd")
+            .is_some_and(|param| param.source == syscalls::Source::Ret);
+        self.by_type.get(spec.name).is_some_and(|rules| {
+            rules.iter().any(|&index| {
+                self.rules.get(index).is_some_and(|rule| {
+                    super::failures::may_match_failed(&rule.filter, fd_from_result)
+                })
+            })
+        })
     }
 
     /// Whether any running rule reads a field whose name starts with `prefix`.

@@ -181,7 +181,7 @@ pub enum Matcher {
 }
 
 impl Matcher {
-    fn test(&self, value: &Value<'_>) -> bool {
+    pub(crate) fn test(&self, value: &Value<'_>) -> bool {
         match (self, value) {
             (Matcher::Str(test), Value::Str(text)) => test.test(text),
             (Matcher::Modified(modifier, tests), Value::Str(text)) => {

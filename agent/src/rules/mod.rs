@@ -7,6 +7,7 @@ pub mod condition;
 pub mod dns;
 pub mod engine;
 pub mod evttypes;
+pub mod failures;
 pub mod fields;
 pub mod filter;
 pub mod loader;

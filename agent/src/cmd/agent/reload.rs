@@ -215,16 +215,23 @@ impl Reloader {
 
     fn put_in_force(&mut self, reloaded: Reloaded, pipeline: &mut Pipeline, metrics: &Metrics) {
         let capture = reloaded.ruleset.capture();
-        if capture.syscalls != self.capture.syscalls || capture.buffers != self.capture.buffers {
+        if capture.syscalls != self.capture.syscalls
+            || capture.buffers != self.capture.buffers
+            || capture.skip_failed != self.capture.skip_failed
+        {
             // Before the swap: the new rules must see the syscalls they need from their first
             // event on. The old rules simply ignore event types they have no rule for.
-            if let Err(error) =
-                pipeline.set_interest(capture.syscalls.iter().copied(), capture.buffers)
-            {
+            if let Err(error) = pipeline.set_interest(
+                capture.syscalls.iter().copied(),
+                capture.buffers,
+                &capture.skip_failed,
+            ) {
                 // What was written may be partial: put back what the running rules need.
-                if let Err(error) = pipeline
-                    .set_interest(self.capture.syscalls.iter().copied(), self.capture.buffers)
-                {
+                if let Err(error) = pipeline.set_interest(
+                    self.capture.syscalls.iter().copied(),
+                    self.capture.buffers,
+                    &self.capture.skip_failed,
+                ) {
                     tracing::error!(%error, "restoring the traced syscalls failed");
                 }
                 return self.refuse(
@@ -237,6 +244,7 @@ impl Reloader {
             }
             tracing::info!(
                 syscalls = capture.syscalls.len(),
+                skip_failed = capture.skip_failed.len(),
                 capture_buffers = capture.buffers,
                 "the kernel side now captures what the new rules need"
             );
