@@ -282,7 +282,8 @@ impl Probes {
         }
         let sock_ops = match cgroup_root {
             Some(root) => self.attach_sock_ops(root).map_err(|error| {
-                tracing::warn!(
+                // Expected without CAP_NET_ADMIN: a supported fallback, not a fault.
+                tracing::info!(
                     error = %error,
                     "the cgroup sock_ops hook is refused; connects' local addresses come from a tracepoint that costs every TCP socket more"
                 )
