@@ -577,29 +577,26 @@ pub const DROP_REASONS: [&str; drop_reason::COUNT as usize] =
 impl DropCounters {
     /// Current totals, indexed like [`DROP_REASONS`].
     pub fn read(&self) -> Result<[u64; drop_reason::COUNT as usize], ProbeError> {
-        let mut totals = [0u64; drop_reason::COUNT as usize];
-        for (index, total) in totals.iter_mut().enumerate() {
-            let values = self
-                .map
-                .get(&(index as u32), 0)
-                .map_err(map_error("DROPS"))?;
-            *total = values.iter().sum();
-        }
-        Ok(totals)
+        per_cpu_totals(&self.map, "DROPS")
     }
 
     /// Current totals of records left out on purpose, indexed like [`SKIP_REASONS`].
     pub fn read_skipped(&self) -> Result<[u64; skip_reason::COUNT as usize], ProbeError> {
-        let mut totals = [0u64; skip_reason::COUNT as usize];
-        for (index, total) in totals.iter_mut().enumerate() {
-            let values = self
-                .skipped
-                .get(&(index as u32), 0)
-                .map_err(map_error("SKIPPED"))?;
-            *total = values.iter().sum();
-        }
-        Ok(totals)
+        per_cpu_totals(&self.skipped, "SKIPPED")
     }
+}
+
+/// The first `N` counters of a per-CPU array, each summed over CPUs.
+fn per_cpu_totals<const N: usize>(
+    map: &PerCpuArray<MapData, u64>,
+    name: &'static str,
+) -> Result<[u64; N], ProbeError> {
+    let mut totals = [0u64; N];
+    for (index, total) in totals.iter_mut().enumerate() {
+        let values = map.get(&(index as u32), 0).map_err(map_error(name))?;
+        *total = values.iter().sum();
+    }
+    Ok(totals)
 }
 
 /// Rounds a requested ring buffer size to what the kernel accepts: a power of two of at least
