@@ -282,14 +282,16 @@ async fn server_names_come_from_the_names_rules_mention() {
     }]);
     let (ruleset, report) = Ruleset::compile(&loaded, &Selection::default());
     assert!(report.ok(), "{:?}", report.errors);
-    // Whichever loopback address this machine's resolver gives `localhost` (127.0.0.1 or ::1).
+    // Whichever loopback address this machine's resolver gives `localhost` (127.0.0.1 or ::1)
+    // and this machine can listen on (IPv6 may be off).
     use std::net::ToSocketAddrs;
-    let loopback = ("localhost", 0)
+    let (loopback, listener) = ("localhost", 0)
         .to_socket_addrs()
         .expect("localhost resolves")
         .map(|addr| addr.ip())
-        .find(|ip| ip.is_loopback())
-        .expect("localhost has a loopback address");
+        .filter(|ip| ip.is_loopback())
+        .find_map(|ip| Some((ip, std::net::TcpListener::bind((ip, 0)).ok()?)))
+        .expect("localhost has a loopback address to listen on");
     // The name is resolved in the background: wait for it, as a rule loaded at start-up would.
     let deadline = Instant::now() + Duration::from_secs(10);
     let localhost_known = || {
@@ -306,7 +308,6 @@ async fn server_names_come_from_the_names_rules_mention() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let listener = std::net::TcpListener::bind((loopback, 0)).expect("listener");
     let port = listener.local_addr().expect("addr").port();
     let mut harness = Harness::start().await;
     let child = Command::new("/bin/bash")
