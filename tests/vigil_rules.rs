@@ -142,3 +142,25 @@ async fn ordinary_activity_raises_nothing() {
     .await;
     assert!(alerts.is_empty(), "false positives: {alerts:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_regained_from_a_user_id_but_not_reasserted_by_root() {
+    const RULE: &str = "Root Identity Assumed By Unexpected Program";
+    // An exploited setuid program: drop to a user keeping root as the saved uid, switch back.
+    // The login uid is a per-process audit attribute, gone with the subshell.
+    let escalation = format!(
+        "(echo 4242 > /proc/self/loginuid 2> /dev/null; exec {PYTHON} -c 'import os; os.setresuid(4242, 4242, 0); os.setresuid(0, 0, 0)')"
+    );
+    let alerts = alerts_for(&escalation).await;
+    let alert = assert_exactly(&alerts, RULE);
+    assert!(alert.output.contains("olduid=4242"), "{}", alert.output);
+    // A root process re-asserting root (GNU make does, around file access) escalates nothing.
+    let reasserted = format!(
+        "(echo 4242 > /proc/self/loginuid 2> /dev/null; exec {PYTHON} -c 'import os; os.setresuid(0, 0, 0)')"
+    );
+    let alerts = alerts_for(&reasserted).await;
+    assert!(
+        alerts.iter().all(|alert| alert.rule.as_ref() != RULE),
+        "{alerts:?}"
+    );
+}

@@ -201,6 +201,9 @@ pub mod recipe_flags {
     /// No rule can match a failed call and the state ignores it: a call that fails is counted
     /// in `SKIPPED` instead of recorded.
     pub const SKIP_FAILED: u8 = 1 << 5;
+    /// A credentials change: `aux` receives the caller's uid and gid from before the call, as
+    /// `[uid, gid, 0]` (the record's header has them after it).
+    pub const CREDS_AT_ENTRY: u8 = 1 << 6;
 }
 
 /// Indexes of the per-CPU counters of records the kernel side left out on purpose.

@@ -298,10 +298,15 @@ unsafe fn read_regs_args(regs: u64, args: &mut [u64; 6]) {
 
 /// Whether a syscall must be seen at entry, not only at exit: an exec's strings and argv are
 /// gone once it succeeds, the fork program needs a clone's flags while the call is in
-/// progress, and the connect-state program needs to know a connect is in progress.
+/// progress, the connect-state program needs to know a connect is in progress, and a
+/// credentials change is reported with the identity it changed from.
 #[inline(always)]
 fn needs_entry(recipe: &SyscallRecipe) -> bool {
-    recipe.flags & (recipe_flags::EXEC | recipe_flags::STASH_ONLY | recipe_flags::LOCAL_ADDRESS)
+    recipe.flags
+        & (recipe_flags::EXEC
+            | recipe_flags::STASH_ONLY
+            | recipe_flags::LOCAL_ADDRESS
+            | recipe_flags::CREDS_AT_ENTRY)
         != 0
 }
 
@@ -340,6 +345,11 @@ unsafe fn on_sys_enter(nr: i64, exit_reads_registers: bool, read_args: impl FnOn
     };
     read_args(&mut call.args);
     unsafe { read_aux(&recipe, &mut call) };
+    if recipe.flags & recipe_flags::CREDS_AT_ENTRY != 0 {
+        // SAFETY: a helper without arguments.
+        let uid_gid = unsafe { bpf_get_current_uid_gid() };
+        call.aux = [uid_gid & 0xffff_ffff, uid_gid >> 32, 0];
+    }
     if recipe.flags & recipe_flags::EXEC != 0 {
         unsafe { capture_exec(&recipe, &call.args, tid) };
     }

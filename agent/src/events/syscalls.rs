@@ -260,6 +260,17 @@ impl SyscallSpec {
     }
 }
 
+/// The capture of a credentials change: its arguments, and the caller's identity from before
+/// the call (the record's header has the one after it).
+const CREDS_CHANGE: Capture = Capture {
+    flags: recipe_flags::CREDS_AT_ENTRY,
+    ..Capture::ARGS
+};
+/// The caller's real uid before a credentials change (Vigil's own parameter).
+const OLD_UID: Param = p("olduid", Source::Aux(0), Kind::Uid);
+/// The caller's real gid before a credentials change (Vigil's own parameter).
+const OLD_GID: Param = p("oldgid", Source::Aux(1), Kind::Gid);
+
 const fn p(name: &'static str, source: Source, kind: Kind) -> Param {
     Param { name, source, kind }
 }
@@ -623,55 +634,63 @@ pub static SYSCALLS: &[SyscallSpec] = &[
     SyscallSpec {
         syscall: Syscall::Setuid,
         name: "setuid",
-        capture: Capture::ARGS,
-        params: &[RES, p("uid", S::Arg(0), K::Uid)],
+        capture: CREDS_CHANGE,
+        params: &[RES, p("uid", S::Arg(0), K::Uid), OLD_UID, OLD_GID],
     },
     SyscallSpec {
         syscall: Syscall::Setgid,
         name: "setgid",
-        capture: Capture::ARGS,
-        params: &[RES, p("gid", S::Arg(0), K::Gid)],
+        capture: CREDS_CHANGE,
+        params: &[RES, p("gid", S::Arg(0), K::Gid), OLD_UID, OLD_GID],
     },
     SyscallSpec {
         syscall: Syscall::Setreuid,
         name: "setreuid",
-        capture: Capture::ARGS,
+        capture: CREDS_CHANGE,
         params: &[
             RES,
             p("ruid", S::Arg(0), K::Uid),
             p("euid", S::Arg(1), K::Uid),
+            OLD_UID,
+            OLD_GID,
         ],
     },
     SyscallSpec {
         syscall: Syscall::Setregid,
         name: "setregid",
-        capture: Capture::ARGS,
+        capture: CREDS_CHANGE,
         params: &[
             RES,
             p("rgid", S::Arg(0), K::Gid),
             p("egid", S::Arg(1), K::Gid),
+            OLD_UID,
+            OLD_GID,
         ],
     },
     SyscallSpec {
         syscall: Syscall::Setresuid,
         name: "setresuid",
-        capture: Capture::ARGS,
+        capture: CREDS_CHANGE,
         params: &[
             RES,
             p("ruid", S::Arg(0), K::Uid),
             p("euid", S::Arg(1), K::Uid),
             p("suid", S::Arg(2), K::Uid),
+            OLD_UID,
+            OLD_GID,
         ],
     },
     SyscallSpec {
         syscall: Syscall::Setresgid,
         name: "setresgid",
-        capture: Capture::ARGS,
+        capture: CREDS_CHANGE,
         params: &[
             RES,
             p("rgid", S::Arg(0), K::Gid),
             p("egid", S::Arg(1), K::Gid),
             p("sgid", S::Arg(2), K::Gid),
+            OLD_UID,
+            OLD_GID,
         ],
     },
     SyscallSpec {
@@ -1100,7 +1119,13 @@ mod tests {
                     Source::SockAddr => assert_ne!(spec.capture.sockaddr.0, sockaddr_mode::NONE),
                     Source::Argv => assert_ne!(spec.capture.argv_arg, NO_ARG),
                     Source::Buffer => assert_ne!(spec.capture.buf_arg, NO_ARG),
-                    Source::Aux(_) => assert_ne!(spec.capture.aux_arg, NO_ARG),
+                    Source::Aux(_) => assert!(
+                        spec.capture.aux_arg != NO_ARG
+                            || spec.capture.flags & recipe_flags::CREDS_AT_ENTRY != 0,
+                        "{}.{} reads an uncaptured aux word",
+                        spec.name,
+                        param.name
+                    ),
                     Source::Arg(n) => assert!(n < 6),
                     Source::Ret => {}
                 }
