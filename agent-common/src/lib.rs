@@ -281,7 +281,7 @@ pub struct ProbeConfig {
     pub ignored_tgid: u32,
     /// Reserved, zero.
     pub reserved: u32,
-    /// A CPU wakes the reader at most once per this many ns (monotonic clock); records in
+    /// A CPU wakes the reader at most once per this many ns (boot clock); records in
     /// between are committed without a wakeup and found by the reader's follow-up poll, which
     /// comes at most [`READER_POLL_FACTOR`] intervals after a read that found records. 0 wakes
     /// the reader for every record the kernel deems worth it (its adaptive default).

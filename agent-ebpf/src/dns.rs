@@ -20,9 +20,9 @@ use aya_ebpf::{
 };
 
 use crate::{
-    EVENTS, Wakeup, count_drop,
+    EVENTS, count_drop,
     egress::{EGRESS_HOSTS, EGRESS_NAMES, active_generation, lowest_bit},
-    fill_header,
+    fill_header, submit,
 };
 
 const IPPROTO_UDP: u8 = 17;
@@ -126,12 +126,7 @@ fn on_packet(ctx: &SkBuffContext) {
     let data = unsafe { &(*record).data };
     learn(data, len as usize);
     // SAFETY: the header was filled above.
-    let wakeup = Wakeup::decide(
-        unsafe { (*record).header.ts_ns },
-        core::mem::size_of::<DnsRecord>() as u64,
-    );
-    entry.submit(wakeup.flags);
-    wakeup.committed();
+    submit(entry, unsafe { (*record).header.ts_ns });
 }
 
 #[inline(always)]

@@ -20,7 +20,7 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 
-use crate::{EVENTS, Wakeup, count_drop, fill_header};
+use crate::{EVENTS, count_drop, fill_header, submit};
 
 const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
@@ -361,10 +361,5 @@ fn report(destination: &Destination, policy: u32, blocked: bool, hook: u8) {
         (*record).reserved2 = 0;
     }
     // SAFETY: the header was filled above.
-    let wakeup = Wakeup::decide(
-        unsafe { (*record).header.ts_ns },
-        core::mem::size_of::<EgressRecord>() as u64,
-    );
-    entry.submit(wakeup.flags);
-    wakeup.committed();
+    submit(entry, unsafe { (*record).header.ts_ns });
 }

@@ -12,7 +12,7 @@ mod egress;
 
 use core::{
     ffi::c_void,
-    mem::{size_of, size_of_val},
+    mem::size_of,
     ptr::{addr_of, addr_of_mut},
 };
 
@@ -31,7 +31,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
     },
     macros::{map, raw_tracepoint, sock_ops, tracepoint},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
     programs::{RawTracePointContext, SockOpsContext, TracePointContext},
 };
 
@@ -83,7 +83,8 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_reason::COUN
 static WAKEUP_STATE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Until when (boot clock, ns) the reader is sure to look at the ring again without being
-/// woken: it sets this while it polls under load and clears it before it goes to sleep.
+/// woken: it moves this forward at every read that found records, and lets it lapse when
+/// records stop coming.
 #[map]
 static READER_POLLS_UNTIL: Array<u64> = Array::with_max_entries(1, 0);
 
@@ -100,8 +101,8 @@ const BPF_RB_FORCE_WAKEUP: u64 = 2;
 /// records committed in between. Everything decided here is cheap: the record's own
 /// timestamp, no clock read, and no look at the ring's positions, whose cache line the reader
 /// writes all the time.
-pub(crate) struct Wakeup {
-    pub(crate) flags: u64,
+struct Wakeup {
+    flags: u64,
     now: u64,
     size: u64,
 }
@@ -109,7 +110,7 @@ pub(crate) struct Wakeup {
 impl Wakeup {
     /// For a record of `size` bytes stamped `now` (its header's boot-clock time).
     #[inline(always)]
-    pub(crate) fn decide(now: u64, size: u64) -> Wakeup {
+    fn decide(now: u64, size: u64) -> Wakeup {
         let adaptive = Wakeup {
             flags: 0,
             now: 0,
@@ -139,7 +140,7 @@ impl Wakeup {
     /// Notes that the record went into the ring: only a record that is there (and so woke the
     /// reader) starts a new interval.
     #[inline(always)]
-    pub(crate) fn committed(&self) {
+    fn committed(&self) {
         if self.now == 0 {
             return;
         }
@@ -166,6 +167,14 @@ fn emit(bytes: &[u8], now: u64) {
     } else {
         wakeup.committed();
     }
+}
+
+/// Commits a record reserved in the ring buffer and stamped `now` (its header's time).
+#[inline(always)]
+pub(crate) fn submit<T>(entry: RingBufEntry<T>, now: u64) {
+    let wakeup = Wakeup::decide(now, size_of::<T>() as u64);
+    entry.submit(wakeup.flags);
+    wakeup.committed();
 }
 
 /// Records left out on purpose, by [`skip_reason`], so every class is accounted for.
@@ -488,8 +497,10 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
     };
     let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
     let tid = pid_tgid as u32;
+    // The raw exit reads the arguments itself unless the call was stashed at entry.
+    let regs = regs.filter(|_| !needs_entry(&recipe));
     if ret < 0 && recipe.flags & recipe_flags::SKIP_FAILED != 0 {
-        if regs.is_none() || needs_entry(&recipe) {
+        if regs.is_none() {
             let _ = PENDING.remove(tid);
         }
         if recipe.flags & recipe_flags::EXEC != 0 {
@@ -501,7 +512,7 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
         return;
     }
     let call = match regs {
-        Some(regs) if !needs_entry(&recipe) => {
+        Some(regs) => {
             if ignored((pid_tgid >> 32) as u32) {
                 return;
             }
@@ -516,7 +527,7 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
             }
             call
         }
-        _ => {
+        None => {
             let Some(call) = (unsafe { PENDING.get(tid) }).copied() else {
                 return;
             };
@@ -926,12 +937,7 @@ unsafe fn on_fork(ctx: &TracePointContext) {
         (*record).child_ppid = parent;
     }
     // SAFETY: the header was just filled.
-    let wakeup = Wakeup::decide(
-        unsafe { (*record).header.ts_ns },
-        size_of_val(unsafe { &*record }) as u64,
-    );
-    entry.submit(wakeup.flags);
-    wakeup.committed();
+    submit(entry, unsafe { (*record).header.ts_ns });
 }
 
 #[tracepoint]
@@ -1031,12 +1037,7 @@ unsafe fn on_exit(ctx: &TracePointContext) {
         (*record).reserved = [0; 7];
     }
     // SAFETY: the header was just filled.
-    let wakeup = Wakeup::decide(
-        unsafe { (*record).header.ts_ns },
-        size_of_val(unsafe { &*record }) as u64,
-    );
-    entry.submit(wakeup.flags);
-    wakeup.committed();
+    submit(entry, unsafe { (*record).header.ts_ns });
     // The header above still needed the parent; forget it only now.
     let _ = PARENTS.remove(tgid);
 }
