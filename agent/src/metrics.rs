@@ -24,11 +24,9 @@ pub struct Metrics {
     events_by_type: HashMap<&'static str, IntCounter>,
     /// Records the decoder rejected.
     pub decode_errors: IntCounter,
-    kernel_drops: Vec<IntCounter>,
-    /// Records the kernel side left out on purpose, by reason (in `SKIP_REASONS` order), with
-    /// the kernel's total last seen.
-    kernel_skipped: Vec<(IntCounter, std::sync::atomic::AtomicU64)>,
-    kernel_drop_totals: std::sync::Mutex<Vec<u64>>,
+    kernel_drops: KernelCounters,
+    /// Records the kernel side left out on purpose, by reason (in `SKIP_REASONS` order).
+    kernel_skipped: KernelCounters,
     /// Delay between the kernel timestamp of an event and its decoding.
     pub event_lag: Histogram,
     /// The most recent such delay, in seconds.
@@ -194,35 +192,18 @@ impl Metrics {
         )?;
         registry.register(Box::new(decode_errors.clone()))?;
 
-        let drops = IntCounterVec::new(
-            Opts::new(
-                "kernel_dropped_total",
-                "Records the kernel side could not deliver, by reason",
-            ),
-            &["reason"],
+        let kernel_drops = KernelCounters::register(
+            &registry,
+            "kernel_dropped_total",
+            "Records the kernel side could not deliver, by reason",
+            &DROP_REASONS,
         )?;
-        registry.register(Box::new(drops.clone()))?;
-        let kernel_drops = DROP_REASONS
-            .iter()
-            .map(|reason| drops.with_label_values(&[reason]))
-            .collect::<Vec<_>>();
-        let skipped = IntCounterVec::new(
-            Opts::new(
-                "kernel_skipped_total",
-                "Records the kernel side left out on purpose (no rule or state can use them), by reason",
-            ),
-            &["reason"],
+        let kernel_skipped = KernelCounters::register(
+            &registry,
+            "kernel_skipped_total",
+            "Records the kernel side left out on purpose (no rule or state can use them), by reason",
+            &SKIP_REASONS,
         )?;
-        registry.register(Box::new(skipped.clone()))?;
-        let kernel_skipped = SKIP_REASONS
-            .iter()
-            .map(|reason| {
-                (
-                    skipped.with_label_values(&[reason]),
-                    std::sync::atomic::AtomicU64::new(0),
-                )
-            })
-            .collect::<Vec<_>>();
 
         let event_lag = Histogram::with_opts(
             HistogramOpts::new(
@@ -284,7 +265,6 @@ impl Metrics {
             registry,
             events_by_type,
             decode_errors,
-            kernel_drop_totals: std::sync::Mutex::new(vec![0; kernel_drops.len()]),
             kernel_drops,
             kernel_skipped,
             event_lag,
@@ -334,43 +314,23 @@ impl Metrics {
 
     /// Brings the drop counters up to the kernel's totals (indexed like `DROP_REASONS`).
     pub fn observe_kernel_drops(&self, totals: &[u64]) {
-        let Ok(mut seen) = self.kernel_drop_totals.lock() else {
-            return;
-        };
-        for ((counter, seen), &total) in self.kernel_drops.iter().zip(seen.iter_mut()).zip(totals) {
-            if total > *seen {
-                counter.inc_by(total - *seen);
-                *seen = total;
-            }
-        }
+        self.kernel_drops.observe(totals);
     }
 
     /// Brings the counters of records left out on purpose up to the kernel's totals (indexed
     /// like `SKIP_REASONS`).
     pub fn observe_kernel_skipped(&self, totals: &[u64]) {
-        for ((counter, seen), &total) in self.kernel_skipped.iter().map(|(c, s)| (c, s)).zip(totals)
-        {
-            let before = seen.swap(total, std::sync::atomic::Ordering::Relaxed);
-            if total > before {
-                counter.inc_by(total - before);
-            }
-        }
+        self.kernel_skipped.observe(totals);
     }
 
     /// Records left out on purpose by the kernel side so far, by reason.
     pub fn kernel_skipped_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        SKIP_REASONS
-            .iter()
-            .copied()
-            .zip(self.kernel_skipped.iter().map(|(counter, _)| counter.get()))
+        self.kernel_skipped.by_reason()
     }
 
     /// Records dropped by the kernel side so far, by reason (in [`DROP_REASONS`] order).
     pub fn kernel_drops_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        DROP_REASONS
-            .iter()
-            .copied()
-            .zip(self.kernel_drops.iter().map(IntCounter::get))
+        self.kernel_drops.by_reason()
     }
 
     /// Counts a reload of `what` (`rules` or `egress`) that succeeded or failed.
@@ -384,7 +344,7 @@ impl Metrics {
 
     /// Total records dropped by the kernel side so far, all reasons.
     pub fn kernel_drops_total(&self) -> u64 {
-        self.kernel_drops.iter().map(IntCounter::get).sum()
+        self.kernel_drops.by_reason().map(|(_, count)| count).sum()
     }
 
     /// Marks the agent ready (every probe attached) or not.
@@ -404,6 +364,54 @@ impl Metrics {
             tracing::warn!(%error, "encoding metrics failed");
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// Counters that follow per-CPU totals the kernel side keeps, one per reason: the kernel's
+/// totals are read now and then, and each counter grows by what its total grew since.
+struct KernelCounters {
+    reasons: &'static [&'static str],
+    counters: Vec<IntCounter>,
+    seen: std::sync::Mutex<Vec<u64>>,
+}
+
+impl KernelCounters {
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        reasons: &'static [&'static str],
+    ) -> prometheus::Result<KernelCounters> {
+        let vec = IntCounterVec::new(Opts::new(name, help), &["reason"])?;
+        registry.register(Box::new(vec.clone()))?;
+        Ok(KernelCounters {
+            reasons,
+            counters: reasons
+                .iter()
+                .map(|reason| vec.with_label_values(&[reason]))
+                .collect(),
+            seen: std::sync::Mutex::new(vec![0; reasons.len()]),
+        })
+    }
+
+    /// Brings the counters up to `totals` (indexed like the reasons).
+    fn observe(&self, totals: &[u64]) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        for ((counter, seen), &total) in self.counters.iter().zip(seen.iter_mut()).zip(totals) {
+            if total > *seen {
+                counter.inc_by(total - *seen);
+                *seen = total;
+            }
+        }
+    }
+
+    fn by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.reasons
+            .iter()
+            .copied()
+            .zip(self.counters.iter().map(IntCounter::get))
     }
 }
 

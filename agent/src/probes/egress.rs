@@ -21,7 +21,7 @@ use aya::{
     programs::{CgroupAttachMode, CgroupSockAddr},
 };
 
-use super::{ProbeError, Probes, attach_error, map_error, missing_map};
+use super::{ProbeError, Probes, attach_error, map_error, missing_map, open_cgroup};
 
 /// The egress programs, in attach order.
 pub const EGRESS_PROGRAMS: &[&str] = &[
@@ -91,13 +91,7 @@ impl Probes {
         pin: bool,
     ) -> Result<(), ProbeError> {
         let pin_dir = if pin { Some(pin_dir(true)?) } else { None };
-        let cgroup = File::open(cgroup_root).map_err(|error| ProbeError::Map {
-            map: "cgroup",
-            reason: format!(
-                "opening the cgroup v2 root {}: {error}",
-                cgroup_root.display()
-            ),
-        })?;
+        let cgroup = open_cgroup(cgroup_root)?;
         for &program in EGRESS_PROGRAMS {
             let attach_error = attach_error(program, format!("cgroup {}", cgroup_root.display()));
             let prog: &mut CgroupSockAddr = self.program(program, &attach_error)?;

@@ -327,13 +327,7 @@ impl Probes {
     fn attach_sock_ops(&mut self, cgroup_root: &Path) -> Result<(), ProbeError> {
         let program = CONNECT_LOCAL_SOCK_OPS;
         let attach_error = attach_error(program, format!("cgroup {}", cgroup_root.display()));
-        let cgroup = std::fs::File::open(cgroup_root).map_err(|error| ProbeError::Map {
-            map: "cgroup",
-            reason: format!(
-                "opening the cgroup v2 root {}: {error}",
-                cgroup_root.display()
-            ),
-        })?;
+        let cgroup = open_cgroup(cgroup_root)?;
         let prog: &mut SockOps = self.program(program, &attach_error)?;
         prog.load().map_err(&attach_error)?;
         // A link (the mode only matters for the legacy attach): it coexists with any other
@@ -532,6 +526,17 @@ impl Probes {
     }
 }
 
+/// Opens the cgroup v2 root that cgroup programs attach to.
+fn open_cgroup(cgroup_root: &Path) -> Result<std::fs::File, ProbeError> {
+    std::fs::File::open(cgroup_root).map_err(|error| ProbeError::Map {
+        map: "cgroup",
+        reason: format!(
+            "opening the cgroup v2 root {}: {error}",
+            cgroup_root.display()
+        ),
+    })
+}
+
 fn missing_map(map: &'static str) -> ProbeError {
     ProbeError::Map {
         map,
@@ -546,8 +551,8 @@ pub struct ReaderPolls {
 }
 
 impl ReaderPolls {
-    /// The reader polls again at the latest at `until` (boot clock, ns); 0 when it is about to
-    /// sleep until woken. Writes only when the value changes.
+    /// The reader polls again at the latest at `until` (boot clock, ns); records committed
+    /// before then need not wake it. Writes only when the value changes.
     pub fn set(&mut self, until: u64) -> Result<(), ProbeError> {
         if until == self.until {
             return Ok(());

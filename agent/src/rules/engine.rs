@@ -281,13 +281,7 @@ impl Ruleset {
 
     /// Whether any running rule reads the field called `name` (in its condition or output).
     pub fn uses_field(&self, name: &str) -> bool {
-        let mut found = false;
-        for rule in &self.rules {
-            let mut visit = |def: &'static super::fields::FieldDef| found |= def.name == name;
-            rule.filter.visit_fields(&mut visit);
-            rule.output.visit_fields(&mut visit);
-        }
-        found
+        self.uses_field_where(|field| field == name)
     }
 
     /// What must be captured for these rules: the syscalls to trace and the optional state.
@@ -298,7 +292,7 @@ impl Ruleset {
     /// left untraced in the kernel, and costs nothing.
     pub fn capture(&self) -> Capture {
         let needed: Vec<&str> = self.event_types().collect();
-        let fds = self.uses_field_prefix("fd.");
+        let fds = self.uses_field_where(|field| field.starts_with("fd."));
         let syscalls: Vec<Syscall> = syscalls::SYSCALLS
             .iter()
             .map(|spec| spec.syscall)
@@ -337,12 +331,12 @@ impl Ruleset {
         })
     }
 
-    /// Whether any running rule reads a field whose name starts with `prefix`.
-    fn uses_field_prefix(&self, prefix: &str) -> bool {
+    /// Whether any running rule reads a field whose name passes `wanted` (in its condition
+    /// or output).
+    fn uses_field_where(&self, wanted: impl Fn(&str) -> bool) -> bool {
         let mut found = false;
         for rule in &self.rules {
-            let mut visit =
-                |def: &'static super::fields::FieldDef| found |= def.name.starts_with(prefix);
+            let mut visit = |def: &'static super::fields::FieldDef| found |= wanted(def.name);
             rule.filter.visit_fields(&mut visit);
             rule.output.visit_fields(&mut visit);
         }

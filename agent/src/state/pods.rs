@@ -16,7 +16,9 @@ use std::{
     sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, EphemeralContainer, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerStatus, EphemeralContainer, Pod, SecurityContext,
+};
 
 use crate::state::{
     container::{ContainerRef, ContainerRuntime, PodUid},
@@ -242,26 +244,30 @@ struct SpecFacts<'a> {
     privileged: bool,
 }
 
+impl<'a> SpecFacts<'a> {
+    /// The facts of one container spec (regular, init or ephemeral: the API has a type for
+    /// each, with the same fields).
+    fn of(image: &'a Option<String>, security: &Option<SecurityContext>) -> SpecFacts<'a> {
+        SpecFacts {
+            image: image.as_deref(),
+            privileged: security
+                .as_ref()
+                .and_then(|s| s.privileged)
+                .unwrap_or(false),
+        }
+    }
+}
+
 fn find_spec<'a>(list: &'a [Container], name: &str) -> Option<SpecFacts<'a>> {
-    list.iter().find(|c| c.name == name).map(|c| SpecFacts {
-        image: c.image.as_deref(),
-        privileged: c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.privileged)
-            .unwrap_or(false),
-    })
+    list.iter()
+        .find(|c| c.name == name)
+        .map(|c| SpecFacts::of(&c.image, &c.security_context))
 }
 
 fn find_ephemeral_spec<'a>(list: &'a [EphemeralContainer], name: &str) -> Option<SpecFacts<'a>> {
-    list.iter().find(|c| c.name == name).map(|c| SpecFacts {
-        image: c.image.as_deref(),
-        privileged: c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.privileged)
-            .unwrap_or(false),
-    })
+    list.iter()
+        .find(|c| c.name == name)
+        .map(|c| SpecFacts::of(&c.image, &c.security_context))
 }
 
 fn api_container(
