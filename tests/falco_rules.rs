@@ -64,6 +64,19 @@ async fn directory_traversal_monitored_file_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_traversal_that_fails_is_reported_too() {
+    // Falco's `open_file_failed`: a failed open has fd.num -1 and still names the file.
+    let alerts = alerts_for("exec cat /etc/../etc/../etc/vigil-missing", None).await;
+    let alert = assert_exactly(&alerts, "Directory traversal monitored file read");
+    assert_eq!(alert.output_fields["fd.name"], "/etc/vigil-missing");
+    assert_eq!(
+        alert.output_fields["fd.nameraw"],
+        "/etc/../etc/../etc/vigil-missing"
+    );
+    assert_eq!(alert.output_fields["evt.type"], "openat");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_private_keys_or_passwords() {
     let alerts = alerts_for("find /nonexistent-vigil -name id_rsa", None).await;
     let alert = assert_exactly(&alerts, "Search Private Keys or Passwords");

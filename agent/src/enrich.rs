@@ -5,7 +5,11 @@ use std::{num::NonZeroUsize, path::PathBuf, sync::Arc};
 
 use crate::{
     clock::BootClock,
-    events::{Event, EventKind, ParamValue, SyscallEvent, sockaddr::SockAddr, syscalls::Syscall},
+    events::{
+        Event, EventKind, ParamValue, SyscallEvent,
+        sockaddr::SockAddr,
+        syscalls::{OPENS, Syscall},
+    },
     state::{
         cgroups::CgroupResolver,
         container_meta::{ContainerMeta, ContainerMetaCache, RuntimeRoots},
@@ -263,6 +267,12 @@ fn apply_syscall(
     let mut closed = None;
     if call.succeeded() || (call.spec.syscall == Syscall::Connect && call.ret == EINPROGRESS) {
         closed = apply_success(entry, strings, call);
+    } else if OPENS.contains(&call.spec.syscall) {
+        // A failed open still names the file it tried, as Falco's does: no fd (-1), the path.
+        return Some(EventFd {
+            num: -1,
+            info: Some(file_opened(entry, call)),
+        });
     }
     let num = event_fd?;
     let info = closed.or_else(|| entry.fds.get(num).cloned());
@@ -327,6 +337,18 @@ fn resolved(entry: &ProcessEntry, call: &SyscallEvent, name: &str) -> String {
     paths::resolve(&base_dir(entry, dirfd), raw)
 }
 
+/// The file an open names: its resolved path, the path as passed, the open flags.
+fn file_opened(entry: &ProcessEntry, call: &SyscallEvent) -> FdInfo {
+    let flags = if call.spec.syscall == Syscall::Creat {
+        (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64
+    } else {
+        num_param(call, "flags")
+    };
+    let path = resolved(entry, call, "name");
+    let raw = str_param(call, "name").to_string();
+    FdInfo::file(path, raw, flags)
+}
+
 /// Applies a successful call; returns the fd info a `close` removed.
 fn apply_success(
     entry: &mut ProcessEntry,
@@ -337,14 +359,8 @@ fn apply_success(
     let new_fd = ret as i32;
     match call.spec.syscall {
         Syscall::Open | Syscall::Openat | Syscall::Openat2 | Syscall::Creat => {
-            let flags = if call.spec.syscall == Syscall::Creat {
-                (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64
-            } else {
-                num_param(call, "flags")
-            };
-            let path = resolved(entry, call, "name");
-            let raw = str_param(call, "name").to_string();
-            entry.fds.insert(new_fd, FdInfo::file(path, raw, flags));
+            let info = file_opened(entry, call);
+            entry.fds.insert(new_fd, info);
         }
         Syscall::Socket => {
             let sock_type = num_param(call, "type");
@@ -570,13 +586,34 @@ mod tests {
     #[test]
     fn failed_calls_do_not_change_state() {
         let mut e = enricher();
+        run(
+            &mut e,
+            RecordBuilder::new(Syscall::Chdir, 70, 0).string(0, "/srv"),
+        );
+        // A failed open names the file it tried (fd -1), as Falco's does, and opens nothing.
         let failed = run(
             &mut e,
             RecordBuilder::new(Syscall::Openat, 70, -(libc::ENOENT as i64))
                 .arg(0, AT_FDCWD as i64 as u64)
-                .string(0, "/nope"),
+                .string(0, "nope"),
         );
-        assert!(failed.fd.is_none());
+        let fd = failed.fd.expect("the file a failed open tried");
+        assert_eq!(fd.num, -1);
+        let info = fd.info.expect("file info");
+        assert_eq!((info.name.as_str(), info.kind), ("/srv/nope", FdType::File));
+        assert_eq!(info.nameraw, "nope");
+        let socket = run(
+            &mut e,
+            RecordBuilder::new(Syscall::Socket, 70, -(libc::EMFILE as i64))
+                .arg(0, libc::AF_INET as u64)
+                .arg(1, libc::SOCK_STREAM as u64),
+        );
+        assert!(socket.fd.is_none());
+        let failed_chdir = run(
+            &mut e,
+            RecordBuilder::new(Syscall::Chdir, 70, -(libc::ENOENT as i64)).string(0, "/gone"),
+        );
+        assert_eq!(&*failed_chdir.process.cwd, "/srv");
     }
 
     #[test]

@@ -917,6 +917,15 @@ pub const KEEP_FAILED: &[Syscall] = &[
     Syscall::Clone3,
 ];
 
+/// Syscalls that open a file by path. Even a failed one describes the file it tried: Falco
+/// gives its event `fd.num` -1 and the path in `fd.name`.
+pub const OPENS: &[Syscall] = &[
+    Syscall::Open,
+    Syscall::Openat,
+    Syscall::Openat2,
+    Syscall::Creat,
+];
+
 /// Syscalls that keep the file descriptor table, which every `fd.*` field reads: what opens,
 /// duplicates, addresses and closes descriptors.
 pub const FD_STATE: &[Syscall] = &[

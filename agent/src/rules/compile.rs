@@ -448,6 +448,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_open_names_the_file_it_tried_as_falco_does() {
+        let e = event(
+            RecordBuilder::new(Syscall::Openat, 42, -(libc::ENOENT as i64))
+                .comm("cat")
+                .arg(0, -100i64 as u64)
+                .string(0, "/etc/../etc/missing"),
+        );
+        for (condition, expected) in [
+            // Falco's `open_file_failed` macro.
+            (
+                "evt.type in (open,openat,openat2) and fd.typechar='f' and fd.num=-1 \
+                 and evt.res startswith E",
+                true,
+            ),
+            ("fd.num >= 0", false),
+            ("fd.name = /etc/missing and fd.directory = /etc", true),
+            ("fd.nameraw glob '*../*'", true),
+            // Falco does not recover the file name of a failed open.
+            ("fd.filename exists", false),
+            ("fd.sip exists", false),
+        ] {
+            assert_eq!(check(condition, &e), expected, "{condition}");
+        }
+    }
+
+    #[test]
     fn buffers_compare_as_bytes() {
         let e = event(
             RecordBuilder::new(Syscall::Recvfrom, 7, 8)

@@ -319,14 +319,12 @@ impl Ruleset {
     /// Whether a running rule can match a failed call of `syscall`.
     fn may_match_failed(&self, syscall: Syscall) -> bool {
         let spec = syscalls::spec(syscall);
-        let fd_from_result = spec
-            .param("fd")
-            .is_some_and(|param| param.source == syscalls::Source::Ret);
+        let fd = super::failures::FailedFd::of(spec);
         self.by_type.get(spec.name).is_some_and(|rules| {
             rules.iter().any(|&index| {
-                self.rules.get(index).is_some_and(|rule| {
-                    super::failures::may_match_failed(&rule.filter, fd_from_result)
-                })
+                self.rules
+                    .get(index)
+                    .is_some_and(|rule| super::failures::may_match_failed(&rule.filter, fd))
             })
         })
     }

@@ -5,10 +5,11 @@
 //! whatever the rest of the event holds. That is decided on the compiled condition with
 //! three-valued logic: the checks on the result (`evt.failed`, `evt.res`, `evt.rawres`) are
 //! evaluated for every possible error (-1 to -4095, the kernel's range), `fd.name_changed` is
-//! false, every other `fd.*` check is false when the event's fd is the call's result (a failed
-//! call opened nothing, so the field is missing, and a missing field fails every operator), and
-//! every other check may go either way. `open_read` and `open_write` (they require `fd.num >= 0`) and `evt.rawres >= 0` are
-//! thus false for failed calls; `evt.res startswith E` or a bare `evt.type = execve` is not.
+//! false, and the other `fd.*` checks follow what a failed call leaves of its fd ([`FailedFd`]):
+//! a missing field fails every operator. Every other check may go either way. `open_read` and
+//! `open_write` (they require `fd.num >= 0`) and `evt.rawres >= 0` are thus false for failed
+//! calls; `evt.res startswith E`, Falco's `open_file_failed` (`fd.num = -1`) or a bare
+//! `evt.type = execve` is not.
 
 use std::borrow::Cow;
 
@@ -16,15 +17,46 @@ use super::{
     fields::Value,
     filter::{CompiledCheck, Filter, Matcher, Operand},
 };
-use crate::events::render::render_res;
+use crate::events::{
+    render::render_res,
+    syscalls::{OPENS, Source, SyscallSpec},
+};
 
 /// Errors the kernel returns are -1 to -4095 (`MAX_ERRNO`).
 const MAX_ERRNO: i64 = 4095;
 
-/// Whether `filter` can hold for a failed call; `fd_from_result` when the event's fd is the
-/// call's result (an open, a socket, an accept, a dup), which a failed call does not have.
-pub fn may_match_failed(filter: &Filter, fd_from_result: bool) -> bool {
-    eval(filter, fd_from_result) != Truth::No
+/// What the `fd.*` fields of a failed call hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailedFd {
+    /// The fd is an argument (close, connect, fchmod): its fields are there, failed or not.
+    Argument,
+    /// The fd is the call's result (socket, accept, dup): a failed call has none, so every
+    /// field is missing.
+    Missing,
+    /// A failed open: `fd.num` is -1 and the file it tried is named (`fd.name`, `fd.nameraw`,
+    /// `fd.directory`, `fd.type`, `fd.typechar`), as in Falco; every other field is missing.
+    TriedFile,
+}
+
+impl FailedFd {
+    /// What a failed call of `spec` leaves of its fd.
+    pub fn of(spec: &SyscallSpec) -> FailedFd {
+        if OPENS.contains(&spec.syscall) {
+            FailedFd::TriedFile
+        } else if spec
+            .param("fd")
+            .is_some_and(|param| param.source == Source::Ret)
+        {
+            FailedFd::Missing
+        } else {
+            FailedFd::Argument
+        }
+    }
+}
+
+/// Whether `filter` can hold for a failed call whose fd is `fd`.
+pub fn may_match_failed(filter: &Filter, fd: FailedFd) -> bool {
+    eval(filter, fd) != Truth::No
 }
 
 /// A condition's value over every failed call.
@@ -38,12 +70,12 @@ enum Truth {
     Maybe,
 }
 
-fn eval(filter: &Filter, fd_from_result: bool) -> Truth {
+fn eval(filter: &Filter, fd: FailedFd) -> Truth {
     match filter {
         Filter::And(all) => {
             let mut truth = Truth::Yes;
             for part in all {
-                match eval(part, fd_from_result) {
+                match eval(part, fd) {
                     Truth::No => return Truth::No,
                     Truth::Maybe => truth = Truth::Maybe,
                     Truth::Yes => {}
@@ -54,7 +86,7 @@ fn eval(filter: &Filter, fd_from_result: bool) -> Truth {
         Filter::Or(any) => {
             let mut truth = Truth::No;
             for part in any {
-                match eval(part, fd_from_result) {
+                match eval(part, fd) {
                     Truth::Yes => return Truth::Yes,
                     Truth::Maybe => truth = Truth::Maybe,
                     Truth::No => {}
@@ -62,16 +94,16 @@ fn eval(filter: &Filter, fd_from_result: bool) -> Truth {
             }
             truth
         }
-        Filter::Not(inner) => match eval(inner, fd_from_result) {
+        Filter::Not(inner) => match eval(inner, fd) {
             Truth::Yes => Truth::No,
             Truth::No => Truth::Yes,
             Truth::Maybe => Truth::Maybe,
         },
-        Filter::Check(check) => eval_check(check, fd_from_result),
+        Filter::Check(check) => eval_check(check, fd),
     }
 }
 
-fn eval_check(check: &CompiledCheck, fd_from_result: bool) -> Truth {
+fn eval_check(check: &CompiledCheck, fd: FailedFd) -> Truth {
     let field = innermost_field(&check.lhs);
     if field == "fd.name_changed" {
         // Computed from the call, not the fd: false for every failed call.
@@ -80,9 +112,22 @@ fn eval_check(check: &CompiledCheck, fd_from_result: bool) -> Truth {
             Operand::Transform(..) => Truth::Maybe,
         };
     }
-    if fd_from_result && field.starts_with("fd.") {
-        // Missing: every operator is false, `!=` and `exists` included.
-        return Truth::No;
+    if field.starts_with("fd.") {
+        match (fd, field) {
+            (FailedFd::Argument, _) => {}
+            (FailedFd::TriedFile, "fd.num") => {
+                return match check.lhs {
+                    Operand::Field(..) => over(&check.matcher, std::iter::once(Value::Int(-1))),
+                    Operand::Transform(..) => Truth::Maybe,
+                };
+            }
+            (
+                FailedFd::TriedFile,
+                "fd.name" | "fd.nameraw" | "fd.directory" | "fd.type" | "fd.typechar",
+            ) => return Truth::Maybe,
+            // Missing: every operator is false, `!=` and `exists` included.
+            (FailedFd::Missing | FailedFd::TriedFile, _) => return Truth::No,
+        }
     }
     let Operand::Field(..) = check.lhs else {
         // A transformer of a result field: not worth modelling.
@@ -158,14 +203,17 @@ mod tests {
     fn success_only_conditions_let_failures_be_skipped() {
         for condition in [
             "evt.type = openat and fd.num >= 0",
-            "evt.type = openat and fd.typechar = f",
+            "evt.type = openat and fd.filename = shadow",
+            "evt.type = openat and fd.sip = 127.0.0.1",
             "evt.type = openat and evt.rawres >= 0",
             "evt.type = openat and evt.res = SUCCESS",
             "evt.type = openat and not evt.failed = true",
-            "evt.type = openat and (evt.failed = false or fd.name startswith /etc)",
+            "evt.type = openat and (evt.failed = false or fd.filename = shadow)",
         ] {
             assert!(skipped(condition).contains(&"openat"), "{condition}");
         }
+        // A failed socket has no fd at all.
+        assert!(skipped("evt.type = socket and fd.typechar = 4").contains(&"socket"));
     }
 
     #[test]
@@ -178,6 +226,11 @@ mod tests {
             "evt.type = openat and (evt.rawres >= 0 or proc.name = cat)",
             "evt.type = openat and not fd.num >= 0",
             "evt.type = openat and evt.failed = true",
+            "evt.type = openat and fd.typechar = f",
+            "evt.type = openat and fd.name startswith /etc",
+            // Falco's `open_file_failed`.
+            "evt.type in (open, openat, openat2) and fd.typechar = 'f' and fd.num = -1 \
+             and evt.res startswith E",
         ] {
             assert!(!skipped(condition).contains(&"openat"), "{condition}");
         }
