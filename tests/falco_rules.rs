@@ -252,6 +252,52 @@ async fn detect_release_agent_file_container_escapes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_and_execute_new_binary_in_container() {
+    // A container as a runtime makes one: its own mount namespace, an overlay root (the
+    // image is the lower layer, writes land in the upper one) entered with pivot_root. A
+    // binary copied in after start lives in the upper layer; the image's own do not.
+    let scratch = Scratch::new("overlay-root");
+    let dir = |name: &str| scratch.path(name).display().to_string();
+    for path in [
+        "lower/usr",
+        "lower/tmp",
+        "lower/old",
+        "upper",
+        "work",
+        "merged",
+    ] {
+        std::fs::create_dir_all(scratch.path(path)).expect("layer directory");
+    }
+    for dir in ["bin", "lib", "lib64"] {
+        std::os::unix::fs::symlink(format!("usr/{dir}"), scratch.path(&format!("lower/{dir}")))
+            .expect("image symlink");
+    }
+    let (lower, upper, work, merged) = (dir("lower"), dir("upper"), dir("work"), dir("merged"));
+    let container = FakeContainer::new(0x5ac9);
+    let script = container.wrap(&format!(
+        "exec unshare -m --propagation private sh -c '\
+         mount -t overlay overlay -o lowerdir={lower},upperdir={upper},workdir={work} {merged} \
+         && mount --bind /usr {merged}/usr \
+         && cp /usr/bin/sleep {merged}/tmp/vigil-dropped \
+         && cd {merged} && pivot_root . old \\
+         && /usr/bin/sleep 0.5 && exec /tmp/vigil-dropped 1' 2> {errors}",
+        errors = dir("errors"),
+    ));
+    let alerts = alerts_for(&script, None).await;
+    assert!(
+        scratch.path("upper/tmp/vigil-dropped").exists(),
+        "the container was not set up: {}",
+        std::fs::read_to_string(scratch.path("errors")).unwrap_or_default()
+    );
+    let alert = assert_exactly(&alerts, "Drop and execute new binary in container");
+    // The image's own `sleep`, run in the same container first, is not in the upper layer.
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alert.priority, "Critical");
+    assert_eq!(alert.output_fields["proc.exepath"], "/tmp/vigil-dropped");
+    assert_eq!(alert.output_fields["proc.name"], "vigil-dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debugfs_launched_in_privileged_container() {
     let scratch = Scratch::new("debugfs");
     let debugfs = scratch.renamed("/bin/true", "debugfs");
