@@ -159,6 +159,37 @@ async fn failed_calls_no_rule_can_match_are_counted_not_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_syscall_tracepoints_trace_the_same_calls() {
+    // The fallback for kernels that refuse raw tracepoints and for other architectures: the
+    // arguments come from the trace buffer instead of the saved registers.
+    let mut harness =
+        Harness::start_with(|config| config.probes.raw_syscall_tracepoints = false).await;
+    assert!(
+        harness.attached().contains(&"sys_exit"),
+        "{:?}",
+        harness.attached()
+    );
+    assert!(!harness.attached().contains(&"sys_exit_raw"));
+    let pid = run("/bin/cat", &["/etc/hostname"]);
+    let exec = harness
+        .expect("execve of /bin/cat", |e| is_call(e, "execve", pid))
+        .await;
+    let call = exec.event.syscall().expect("syscall");
+    assert_eq!(call.argv, vec!["/bin/cat", "/etc/hostname"]);
+    let open = harness
+        .expect("open of /etc/hostname", |e| {
+            e.event.task.pid == pid
+                && matches!(type_of(e), "openat" | "open")
+                && str_arg(e, "name") == Some("/etc/hostname")
+        })
+        .await;
+    let info = open.fd.and_then(|fd| fd.info).expect("fd info");
+    assert_eq!(info.name, "/etc/hostname");
+    assert_eq!(harness.metrics.kernel_drops_total(), 0);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_a_loopback_listener_has_address_and_port() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();

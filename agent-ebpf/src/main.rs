@@ -256,17 +256,48 @@ unsafe fn read_user_str(dst: *mut u8, max: usize, src: u64, flags: &mut u8) -> (
     (copied - 1, copied >= max)
 }
 
+/// Zero as a value the compiler cannot see through. BPF has no inline `memset`: a run of
+/// fields set to the constant zero is merged into a call to compiler_builtins' `memset`, which
+/// stores one byte per iteration and cost more than the rest of a record together. Fields set
+/// from this value are stored one by one.
+#[inline(always)]
+fn opaque_zero() -> u64 {
+    let zero = 0u64;
+    // SAFETY: a read of a local.
+    unsafe { core::ptr::read_volatile(&zero) }
+}
+
+/// A call with its number and arguments and no aux words yet, built without a `memset`.
+#[inline(always)]
+fn pending_call(nr: i64, args: [u64; 6]) -> PendingCall {
+    let zero = opaque_zero();
+    PendingCall {
+        nr: nr as u64,
+        args,
+        aux: [zero, zero, zero],
+    }
+}
+
+/// Copies three words one by one (a plain copy becomes a byte-at-a-time `memcpy` call).
+#[inline(always)]
+unsafe fn copy_words(dst: *mut [u64; 3], src: &[u64; 3]) {
+    let dst = dst.cast::<u64>();
+    for (i, word) in src.iter().enumerate() {
+        // SAFETY: `dst` points to three words.
+        unsafe { core::ptr::write_volatile(dst.add(i), *word) };
+    }
+}
+
 #[tracepoint]
 pub fn sys_enter(ctx: TracePointContext) -> u32 {
     let raw = ctx.as_ptr().cast::<u8>();
     // SAFETY: offsets checked against this kernel's tracepoint format at load time.
     let nr = unsafe { *(raw.add(RAW_ID_OFFSET).cast::<i64>()) };
     unsafe {
-        on_sys_enter(nr, false, |args| {
-            let source = raw.add(RAW_ARGS_OFFSET).cast::<u64>();
-            for (i, arg) in args.iter_mut().enumerate() {
-                *arg = *source.add(i);
-            }
+        on_sys_enter(nr, false, || {
+            // Word by word: the context is read with loads, never through a `memcpy` call.
+            let arg = |i: usize| *raw.add(RAW_ARGS_OFFSET).cast::<u64>().add(i);
+            [arg(0), arg(1), arg(2), arg(3), arg(4), arg(5)]
         })
     };
     0
@@ -285,24 +316,27 @@ pub fn sys_enter_raw(ctx: RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let nr: i64 = ctx.arg(1);
     // SAFETY: `regs` is the task's saved registers; reads of kernel memory are checked.
-    unsafe { on_sys_enter(nr, true, |args| read_regs_args(regs, args)) };
+    unsafe { on_sys_enter(nr, true, || read_regs_args(regs)) };
     0
 }
 
 /// Reads a syscall's six arguments from the task's saved registers (x86_64: di, si, dx, r10,
 /// r8, r9), which the kernel leaves as they were at entry until the call returns.
 #[inline(always)]
-unsafe fn read_regs_args(regs: u64, args: &mut [u64; 6]) {
-    // r10, r9, r8, ax, cx, dx, si, di in one read.
-    let mut words = [0u64; REGS_R10_TO_DI_WORDS];
-    unsafe {
+unsafe fn read_regs_args(regs: u64) -> [u64; 6] {
+    // r10, r9, r8, ax, cx, dx, si, di in one read, into memory left uninitialised (zeroing it
+    // first would be a `memset` call: see `opaque_zero`).
+    let mut words = core::mem::MaybeUninit::<[u64; REGS_R10_TO_DI_WORDS]>::uninit();
+    // SAFETY: the helper writes every byte of `words`, zeroes on a failed read.
+    let words = unsafe {
         bpf_probe_read_kernel(
             words.as_mut_ptr().cast(),
             size_of::<[u64; REGS_R10_TO_DI_WORDS]>() as u32,
             (regs + REGS_R10_OFFSET) as *const c_void,
         );
-    }
-    *args = [words[7], words[6], words[5], words[0], words[2], words[1]];
+        words.assume_init()
+    };
+    [words[7], words[6], words[5], words[0], words[2], words[1]]
 }
 
 /// Whether a syscall must be seen at entry, not only at exit: an exec's strings and argv are
@@ -329,7 +363,7 @@ fn ignored(tgid: u32) -> bool {
 /// raw programs, whose exit reads the arguments itself: then only the calls that
 /// [`needs_entry`] are kept, which spares the map insert and delete of every other call.
 #[inline(always)]
-unsafe fn on_sys_enter(nr: i64, exit_reads_registers: bool, read_args: impl FnOnce(&mut [u64; 6])) {
+unsafe fn on_sys_enter(nr: i64, exit_reads_registers: bool, read_args: impl FnOnce() -> [u64; 6]) {
     if nr < 0 || nr >= MAX_SYSCALL_NR as i64 {
         return;
     }
@@ -347,12 +381,7 @@ unsafe fn on_sys_enter(nr: i64, exit_reads_registers: bool, read_args: impl FnOn
         return;
     }
     let tid = pid_tgid as u32;
-    let mut call = PendingCall {
-        nr: nr as u64,
-        args: [0; 6],
-        aux: [0; 3],
-    };
-    read_args(&mut call.args);
+    let mut call = pending_call(nr, read_args());
     unsafe { read_aux(&recipe, &mut call) };
     if recipe.flags & recipe_flags::CREDS_AT_ENTRY != 0 {
         // SAFETY: a helper without arguments.
@@ -516,15 +545,8 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
             if ignored((pid_tgid >> 32) as u32) {
                 return;
             }
-            let mut call = PendingCall {
-                nr: nr as u64,
-                args: [0; 6],
-                aux: [0; 3],
-            };
-            unsafe {
-                read_regs_args(regs, &mut call.args);
-                read_aux(&recipe, &mut call);
-            }
+            let mut call = pending_call(nr, unsafe { read_regs_args(regs) });
+            unsafe { read_aux(&recipe, &mut call) };
             call
         }
         None => {
@@ -550,13 +572,17 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
         );
         (*record).ret = ret;
         (*record).args = call.args;
-        (*record).aux = call.aux;
-        (*record).str_len = [0; STR_SLOTS];
-        (*record).argv_len = 0;
-        (*record).argc = 0;
-        (*record).sockaddr_len = 0;
-        (*record).buf_len = 0;
-        (*record).reserved = 0;
+        copy_words(addr_of_mut!((*record).aux), &call.aux);
+        // One by one, not as a `memset` call (see `opaque_zero`).
+        let zero = opaque_zero() as u16;
+        for slot in 0..STR_SLOTS {
+            (*record).str_len[slot] = zero;
+        }
+        (*record).argv_len = zero;
+        (*record).argc = zero;
+        (*record).sockaddr_len = zero;
+        (*record).buf_len = zero;
+        (*record).reserved = zero;
         let data = scratch.cast::<u8>().add(size_of::<SyscallRecord>());
         let mut flags = 0u8;
         let used = if recipe.flags & recipe_flags::EXEC != 0 {
@@ -568,7 +594,7 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
         if recipe.flags & recipe_flags::LOCAL_ADDRESS != 0
             && let Some(local) = CONNECT_LOCAL.get(tid).copied()
         {
-            (*record).aux = local;
+            copy_words(addr_of_mut!((*record).aux), &local);
             let _ = CONNECT_LOCAL.remove(tid);
         }
         let used = used + read_buffer(&recipe, &call.args, ret, record, data, used, &mut flags);

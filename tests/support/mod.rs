@@ -104,6 +104,11 @@ impl Harness {
         }
     }
 
+    /// The programs attached to the kernel.
+    pub fn attached(&self) -> &[&'static str] {
+        self.pipeline.attached()
+    }
+
     /// Every event seen so far.
     pub fn seen(&self) -> &[Enriched] {
         &self.seen

@@ -173,6 +173,9 @@ pub struct ProbeOptions {
     /// the reader polls again [`READER_POLL_FACTOR`] intervals after every read that found
     /// records. Zero wakes the reader for every record (the kernel's adaptive default).
     pub wakeup_interval: Duration,
+    /// Trace syscalls through raw tracepoints where the architecture allows it (x86_64);
+    /// off, or when the kernel refuses them, the classic `raw_syscalls` tracepoints are used.
+    pub raw_syscall_tracepoints: bool,
 }
 
 impl ProbeOptions {
@@ -196,6 +199,7 @@ impl Default for ProbeOptions {
             egress_pin: false,
             cgroup_root: None,
             wakeup_interval: DEFAULT_WAKEUP_INTERVAL,
+            raw_syscall_tracepoints: true,
         }
     }
 }
@@ -268,14 +272,23 @@ impl Probes {
             options.capture_buffers,
             &options.skip_failed,
         )?;
-        probes.attach_all(&tracefs, options.cgroup_root.as_deref())?;
+        probes.attach_all(
+            &tracefs,
+            options.cgroup_root.as_deref(),
+            options.raw_syscall_tracepoints,
+        )?;
         if let Some(cgroup_root) = &options.egress_cgroup_root {
             probes.attach_egress(cgroup_root, options.egress_pin)?;
         }
         Ok(probes)
     }
 
-    fn attach_all(&mut self, tracefs: &Path, cgroup_root: Option<&Path>) -> Result<(), ProbeError> {
+    fn attach_all(
+        &mut self,
+        tracefs: &Path,
+        cgroup_root: Option<&Path>,
+        raw_syscalls: bool,
+    ) -> Result<(), ProbeError> {
         for &(program, category, name) in PROGRAMS {
             self.attach_tracepoint(program, category, name)?;
             tracing::debug!(program, tracefs = %tracefs.display(), "attached");
@@ -294,7 +307,7 @@ impl Probes {
             let (program, category, name) = CONNECT_LOCAL_TRACEPOINT;
             self.attach_tracepoint(program, category, name)?;
         }
-        if cfg!(target_arch = "x86_64") {
+        if raw_syscalls && cfg!(target_arch = "x86_64") {
             match self.attach_raw_syscalls() {
                 Ok(()) => return Ok(()),
                 Err(error) => tracing::warn!(
