@@ -292,7 +292,9 @@ pub struct ProbeConfig {
 }
 
 /// The reader polls again this many wakeup intervals after a read that found records, so a
-/// record committed without a wakeup waits at most that long.
+/// record committed without a wakeup waits about that long. At least one: until that poll the
+/// reader tells the kernel side it need not be woken, and by then the CPU that woke it last
+/// must be allowed to wake it again.
 pub const READER_POLL_FACTOR: u32 = 2;
 
 /// Indexes of the per-CPU drop counters.

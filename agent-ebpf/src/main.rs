@@ -82,9 +82,9 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_reason::COUN
 #[map]
 static WAKEUP_STATE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
-/// Until when (boot clock, ns) the reader is sure to look at the ring again without being
-/// woken: it moves this forward at every read that found records, and lets it lapse when
-/// records stop coming.
+/// Until when (boot clock, ns) records need not wake the reader: it reads the ring again at
+/// this time or later, and finds every record committed before. It moves this forward at
+/// every read that found records, and lets it lapse when records stop coming.
 #[map]
 static READER_POLLS_UNTIL: Array<u64> = Array::with_max_entries(1, 0);
 

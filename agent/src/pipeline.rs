@@ -21,7 +21,10 @@ use crate::{
     events::{EventKind, decode},
     host::mounts::{self, MountError},
     metrics::Metrics,
-    probes::{DropCounters, ProbeError, ProbeOptions, Probes, ReaderPolls, egress::EgressMaps},
+    probes::{
+        DropCounters, PollSchedule, ProbeError, ProbeOptions, Probes, ReaderPolls,
+        egress::EgressMaps,
+    },
 };
 
 /// Most events handed to the consumer at once: a batch wakes it once, where single events
@@ -125,7 +128,7 @@ impl Pipeline {
         let reader = tokio::spawn(read_ring(
             ring,
             polls,
-            config.probes.reader_poll_interval(),
+            config.probes.poll_schedule(),
             enricher,
             Arc::clone(&metrics),
             tx,
@@ -243,16 +246,13 @@ fn learn_names(message: &[u8]) {
 
 /// Reads the ring buffer until the consumer goes away.
 ///
-/// The kernel wakes this reader at most once per wakeup interval per CPU, so after every read
-/// that found records it reads again `poll_interval` later even without a wakeup: records
-/// committed without one are found then. A read that finds nothing before that deadline keeps
-/// it, because records of the last wakeup's interval may still be on their way. While it polls
-/// like this it tells the kernel side (in `polls`) until when records need not wake it at all:
-/// half the interval, so a record committed just before that time is read at the next poll.
+/// The kernel wakes this reader at most once per wakeup interval per CPU, and not while the
+/// reader has promised (in `polls`) to read anyway: `schedule` says when it reads without a
+/// wakeup and what it promises.
 async fn read_ring(
     ring: RingBuf<MapData>,
     mut polls: ReaderPolls,
-    poll_interval: Option<Duration>,
+    mut schedule: Option<PollSchedule>,
     mut enricher: Enricher,
     metrics: Arc<Metrics>,
     tx: mpsc::Sender<Vec<Enriched>>,
@@ -261,12 +261,11 @@ async fn read_ring(
     // which only happens when the AsyncFd is dropped.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|error| PipelineError::RingBuffer(error.into()))?;
-    let mut poll_again: Option<Instant> = None;
     loop {
-        let woken = match poll_again {
+        let woken = match schedule.as_ref().and_then(PollSchedule::deadline) {
             Some(deadline) => tokio::select! {
                 ready = ring.readable_mut() => Some(ready),
-                () = tokio::time::sleep_until(deadline) => None,
+                () = tokio::time::sleep_until(deadline.into()) => None,
             },
             None => Some(ring.readable_mut().await),
         };
@@ -297,22 +296,20 @@ async fn read_ring(
         if !batch.is_empty() && tx.send(batch).await.is_err() {
             return Ok(());
         }
+        // The boot clock first, so the promise is measured from no later than `now`.
+        let boot_now = BootClock::boot_now_ns();
         let now = Instant::now();
+        if let Some(schedule) = schedule.as_mut()
+            && let Some(until) = schedule.after_read(read > 0, now.into_std(), boot_now)
+            && let Err(error) = polls.set(until)
+        {
+            // The kernel side then wakes the reader as if it were not polling.
+            tracing::debug!(%error, "cannot tell the probes when the reader polls");
+        }
         if read > 0 {
-            poll_again = poll_interval.map(|interval| now + interval);
-            if let Some(interval) = poll_interval {
-                let until = BootClock::boot_now_ns()
-                    .saturating_add(u64::try_from((interval / 2).as_nanos()).unwrap_or(0));
-                if let Err(error) = polls.set(until) {
-                    // The kernel side then wakes the reader as if it were not polling.
-                    tracing::debug!(%error, "cannot tell the probes when the reader polls");
-                }
-            }
             metrics
                 .process_table_size
                 .set(enricher.process_count() as i64);
-        } else if poll_again.is_some_and(|deadline| deadline <= now) {
-            poll_again = None;
         }
     }
 }

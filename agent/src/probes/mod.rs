@@ -4,6 +4,7 @@
 pub mod egress;
 pub mod integrity;
 pub mod layout;
+pub mod poll_schedule;
 
 use std::{
     path::{Path, PathBuf},
@@ -11,8 +12,7 @@ use std::{
 };
 
 use agent_common::{
-    MAX_SYSCALL_NR, ProbeConfig, READER_POLL_FACTOR, SyscallRecipe, drop_reason, recipe_flags,
-    skip_reason,
+    MAX_SYSCALL_NR, ProbeConfig, SyscallRecipe, drop_reason, recipe_flags, skip_reason,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -25,6 +25,7 @@ use crate::{
     events::syscalls::{self, Syscall},
     host::mounts::{self, MountError},
 };
+pub use poll_schedule::PollSchedule;
 
 /// The compiled eBPF object, embedded at build time.
 static PROBES_OBJECT: &[u8] =
@@ -170,8 +171,8 @@ pub struct ProbeOptions {
     /// (without it, a tracepoint does).
     pub cgroup_root: Option<PathBuf>,
     /// Under load, each CPU wakes the ring buffer's reader at most once per this interval;
-    /// the reader polls again [`READER_POLL_FACTOR`] intervals after every read that found
-    /// records. Zero wakes the reader for every record (the kernel's adaptive default).
+    /// the reader polls on a [`PollSchedule`] after every read that found records. Zero wakes
+    /// the reader for every record (the kernel's adaptive default).
     pub wakeup_interval: Duration,
     /// Trace syscalls through raw tracepoints where the architecture allows it (x86_64);
     /// off, or when the kernel refuses them, the classic `raw_syscalls` tracepoints are used.
@@ -179,10 +180,10 @@ pub struct ProbeOptions {
 }
 
 impl ProbeOptions {
-    /// How soon after a read that found records the reader must look again, so records
-    /// committed without a wakeup are not left waiting; `None` when every record wakes it.
-    pub fn reader_poll_interval(&self) -> Option<Duration> {
-        (!self.wakeup_interval.is_zero()).then(|| self.wakeup_interval * READER_POLL_FACTOR)
+    /// When the reader must look at the ring without a wakeup, so records committed without
+    /// one are not left waiting; `None` when every record wakes it.
+    pub fn poll_schedule(&self) -> Option<PollSchedule> {
+        PollSchedule::new(self.wakeup_interval)
     }
 }
 
