@@ -25,6 +25,17 @@ fn run(program: &str, args: &[&str]) -> u32 {
     pid
 }
 
+/// The open of /etc/hostname by `pid` (a `cat /etc/hostname`).
+async fn expect_open_of_hostname(harness: &mut Harness, pid: u32) -> vigil::enrich::Enriched {
+    harness
+        .expect("open of /etc/hostname", |e| {
+            e.event.task.pid == pid
+                && matches!(type_of(e), "openat" | "open")
+                && str_arg(e, "name") == Some("/etc/hostname")
+        })
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_and_open_are_traced_with_process_state() {
     let mut harness = Harness::start().await;
@@ -52,13 +63,7 @@ async fn exec_and_open_are_traced_with_process_state() {
     let parent = exec.ancestors.first().expect("parent known");
     assert_eq!(parent.pid, std::process::id());
 
-    let open = harness
-        .expect("open of /etc/hostname", |e| {
-            e.event.task.pid == pid
-                && matches!(type_of(e), "openat" | "open")
-                && str_arg(e, "name") == Some("/etc/hostname")
-        })
-        .await;
+    let open = expect_open_of_hostname(&mut harness, pid).await;
     let fd = open.fd.expect("openat has an fd");
     assert!(fd.num >= 0, "fd {}", fd.num);
     let info = fd.info.expect("fd info");
@@ -176,13 +181,7 @@ async fn classic_syscall_tracepoints_trace_the_same_calls() {
         .await;
     let call = exec.event.syscall().expect("syscall");
     assert_eq!(call.argv, vec!["/bin/cat", "/etc/hostname"]);
-    let open = harness
-        .expect("open of /etc/hostname", |e| {
-            e.event.task.pid == pid
-                && matches!(type_of(e), "openat" | "open")
-                && str_arg(e, "name") == Some("/etc/hostname")
-        })
-        .await;
+    let open = expect_open_of_hostname(&mut harness, pid).await;
     let info = open.fd.and_then(|fd| fd.info).expect("fd info");
     assert_eq!(info.name, "/etc/hostname");
     assert_eq!(harness.metrics.kernel_drops_total(), 0);

@@ -805,9 +805,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn slowdowns_and_targets() {
-        let m = Measurements {
+    /// No observer at 1 s a workload, Vigil with the stable rules at `vigil`, auditd at
+    /// `auditd`.
+    fn measured(vigil: f64, auditd: f64) -> Measurements {
+        Measurements {
             settings: Settings {
                 quick: true,
                 reps: 3,
@@ -816,12 +817,17 @@ mod tests {
             },
             observers: vec![
                 run(Observer::None, 1.0),
-                run(Observer::VigilFalco, 1.2),
-                run(Observer::Auditd, 4.8),
+                run(Observer::VigilFalco, vigil),
+                run(Observer::Auditd, auditd),
             ],
             process_table: None,
             duration_s: 1.0,
-        };
+        }
+    }
+
+    #[test]
+    fn slowdowns_and_targets() {
+        let m = measured(1.2, 4.8);
         let d = Derived { m: Some(&m) };
         let slowdown = d
             .slowdown(Observer::VigilFalco, Workload::SyscallStorm)
@@ -842,21 +848,6 @@ mod tests {
 
     #[test]
     fn added_times_decide_where_auditd_itself_is_under_the_target_ratio() {
-        let measured = |vigil: f64, auditd: f64| Measurements {
-            settings: Settings {
-                quick: true,
-                reps: 3,
-                scale: Scale::QUICK,
-                processes: 1000,
-            },
-            observers: vec![
-                run(Observer::None, 1.0),
-                run(Observer::VigilFalco, vigil),
-                run(Observer::Auditd, auditd),
-            ],
-            process_table: None,
-            duration_s: 1.0,
-        };
         let ctx = Context::default();
         // auditd 2.8x: no observer could be 3x less slow; 1.8 added over 0.2 added is 9x.
         let m = measured(1.2, 2.8);
