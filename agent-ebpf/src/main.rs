@@ -304,10 +304,11 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
 }
 
 /// Offsets in the x86_64 `struct pt_regs` (the ptrace register layout, part of the ABI):
-/// `r10` through `di` are contiguous, and `orig_ax` holds the syscall number.
+/// `r10`, `r9`, `r8`, `ax`, `cx`, `dx`, `si`, `di` and `orig_ax` (the syscall number) are
+/// contiguous words from `r10` on.
 const REGS_R10_OFFSET: u64 = 56;
 const REGS_R10_TO_DI_WORDS: usize = 8;
-const REGS_ORIG_AX_OFFSET: u64 = 120;
+const REGS_R10_TO_ORIG_AX_WORDS: usize = 9;
 
 /// The same as `sys_enter`, as a raw tracepoint: no copy of the arguments into a trace buffer
 /// for every syscall of every task, which is most of what a classic tracepoint costs.
@@ -316,26 +317,36 @@ pub fn sys_enter_raw(ctx: RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let nr: i64 = ctx.arg(1);
     // SAFETY: `regs` is the task's saved registers; reads of kernel memory are checked.
-    unsafe { on_sys_enter(nr, true, || read_regs_args(regs)) };
+    unsafe {
+        on_sys_enter(nr, true, || {
+            read_regs_words::<REGS_R10_TO_DI_WORDS>(regs)
+                .map_or([opaque_zero(); 6], |words| args_of(&words))
+        })
+    };
     0
 }
 
-/// Reads a syscall's six arguments from the task's saved registers (x86_64: di, si, dx, r10,
-/// r8, r9), which the kernel leaves as they were at entry until the call returns.
+/// Reads `N` words of a task's saved registers from `r10` on, in one read, into memory left
+/// uninitialised (zeroing it first would be a `memset` call: see `opaque_zero`). The kernel
+/// leaves them as they were at entry until the call returns.
 #[inline(always)]
-unsafe fn read_regs_args(regs: u64) -> [u64; 6] {
-    // r10, r9, r8, ax, cx, dx, si, di in one read, into memory left uninitialised (zeroing it
-    // first would be a `memset` call: see `opaque_zero`).
-    let mut words = core::mem::MaybeUninit::<[u64; REGS_R10_TO_DI_WORDS]>::uninit();
-    // SAFETY: the helper writes every byte of `words`, zeroes on a failed read.
-    let words = unsafe {
-        bpf_probe_read_kernel(
+unsafe fn read_regs_words<const N: usize>(regs: u64) -> Option<[u64; N]> {
+    let mut words = core::mem::MaybeUninit::<[u64; N]>::uninit();
+    // SAFETY: on success the helper wrote every byte of `words`.
+    unsafe {
+        let failed = bpf_probe_read_kernel(
             words.as_mut_ptr().cast(),
-            size_of::<[u64; REGS_R10_TO_DI_WORDS]>() as u32,
+            (N * size_of::<u64>()) as u32,
             (regs + REGS_R10_OFFSET) as *const c_void,
-        );
-        words.assume_init()
-    };
+        ) != 0;
+        (!failed).then(|| words.assume_init())
+    }
+}
+
+/// A syscall's six arguments (x86_64: di, si, dx, r10, r8, r9) from the words of
+/// [`read_regs_words`].
+#[inline(always)]
+fn args_of(words: &[u64]) -> [u64; 6] {
     [words[7], words[6], words[5], words[0], words[2], words[1]]
 }
 
@@ -500,23 +511,21 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_raw(ctx: RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    let mut nr: i64 = -1;
+    // The number and the arguments in one read: most calls that get this far are traced.
     // SAFETY: `regs` is the task's saved registers; reads of kernel memory are checked.
     unsafe {
-        bpf_probe_read_kernel(
-            addr_of_mut!(nr).cast(),
-            size_of::<i64>() as u32,
-            (regs + REGS_ORIG_AX_OFFSET) as *const c_void,
-        );
-        on_sys_exit(nr, ret, Some(regs));
+        if let Some(words) = read_regs_words::<REGS_R10_TO_ORIG_AX_WORDS>(regs) {
+            on_sys_exit(words[8] as i64, ret, Some(args_of(&words)));
+        }
     }
     0
 }
 
-/// A syscall's exit: one record of the completed call. With `regs` (the raw programs), calls
-/// that do not [`needs_entry`] take their arguments from the saved registers here.
+/// A syscall's exit: one record of the completed call. With `regs_args` (the raw programs,
+/// from the saved registers), calls that do not [`needs_entry`] take their arguments from
+/// there.
 #[inline(always)]
-unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
+unsafe fn on_sys_exit(nr: i64, ret: i64, regs_args: Option<[u64; 6]>) {
     if nr < 0 || nr >= MAX_SYSCALL_NR as i64 {
         return;
     }
@@ -527,9 +536,9 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
     let pid_tgid = unsafe { bpf_get_current_pid_tgid() };
     let tid = pid_tgid as u32;
     // The raw exit reads the arguments itself unless the call was stashed at entry.
-    let regs = regs.filter(|_| !needs_entry(&recipe));
+    let regs_args = regs_args.filter(|_| !needs_entry(&recipe));
     if ret < 0 && recipe.flags & recipe_flags::SKIP_FAILED != 0 {
-        if regs.is_none() {
+        if regs_args.is_none() {
             let _ = PENDING.remove(tid);
         }
         if recipe.flags & recipe_flags::EXEC != 0 {
@@ -540,12 +549,12 @@ unsafe fn on_sys_exit(nr: i64, ret: i64, regs: Option<u64>) {
         }
         return;
     }
-    let call = match regs {
-        Some(regs) => {
+    let call = match regs_args {
+        Some(args) => {
             if ignored((pid_tgid >> 32) as u32) {
                 return;
             }
-            let mut call = pending_call(nr, unsafe { read_regs_args(regs) });
+            let mut call = pending_call(nr, args);
             unsafe { read_aux(&recipe, &mut call) };
             call
         }
