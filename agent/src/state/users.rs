@@ -11,9 +11,11 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::unistd::{Gid, Group, Uid, User};
+
+use crate::clock::coarse_monotonic;
 
 const PASSWD: &str = "/etc/passwd";
 const GROUP: &str = "/etc/group";
@@ -87,7 +89,8 @@ pub struct UserDb {
     groups: HashMap<u32, Option<Arc<str>>>,
     passwd: Watched,
     group: Watched,
-    last_check: Instant,
+    /// When the files were last checked, on [`coarse_monotonic`]'s clock.
+    last_check: Duration,
     check_interval: Duration,
     /// NSS lookups performed, so tests can tell cache hits from misses.
     lookups: u64,
@@ -111,7 +114,7 @@ impl UserDb {
             groups: HashMap::new(),
             passwd: Watched::new(passwd),
             group: Watched::new(group),
-            last_check: Instant::now(),
+            last_check: coarse_monotonic(),
             check_interval,
             lookups: 0,
         }
@@ -176,8 +179,9 @@ impl UserDb {
     /// Drops caches whose database file changed, checking at most once per
     /// interval.
     fn revalidate(&mut self) {
-        let now = Instant::now();
-        if now.duration_since(self.last_check) < self.check_interval {
+        // Per lookup, so per event: a precise clock read here cost more than the lookup.
+        let now = coarse_monotonic();
+        if now.saturating_sub(self.last_check) < self.check_interval {
             return;
         }
         self.last_check = now;
