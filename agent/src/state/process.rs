@@ -347,7 +347,8 @@ impl ProcessTable {
 
     /// The parent, grandparent, ... of `info`, nearest first, as far as they are known.
     pub fn ancestors(&self, info: &ProcessInfo) -> Vec<Arc<ProcessInfo>> {
-        let mut chain = Vec::new();
+        // Most chains are a handful deep: one allocation, no regrowth.
+        let mut chain = Vec::with_capacity(8);
         let mut pid = info.ppid;
         let mut previous = info.pid;
         while pid != 0 && pid != previous && chain.len() < MAX_ANCESTORS {
