@@ -48,6 +48,17 @@ pub struct EventFd {
     pub info: Option<FdInfo>,
 }
 
+impl EventFd {
+    /// The file name without its directory (Falco's `fd.filename`). None for a failed open,
+    /// whose fd (-1) names only the path it tried: libsinsp does not recover the name there.
+    pub fn filename(&self) -> Option<&str> {
+        if self.num < 0 {
+            return None;
+        }
+        self.info.as_ref()?.filename()
+    }
+}
+
 /// An event with the state attached.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Enriched {

@@ -145,13 +145,13 @@ pub fn to_fields(event: &Enriched) -> Value {
     if let Some(fd) = &event.fd {
         put("fd.num", json!(fd.num));
         if let Some(info) = &fd.info {
-            put_fd(&mut out, info);
+            put_fd(&mut out, info, fd.filename());
         }
     }
     Value::Object(out)
 }
 
-fn put_fd(out: &mut Map<String, Value>, info: &FdInfo) {
+fn put_fd(out: &mut Map<String, Value>, info: &FdInfo, filename: Option<&str>) {
     let mut put = |key: &str, value: Value| {
         out.insert(key.to_string(), value);
     };
@@ -162,7 +162,7 @@ fn put_fd(out: &mut Map<String, Value>, info: &FdInfo) {
     if let Some(directory) = info.directory() {
         put("fd.directory", json!(directory));
     }
-    if let Some(filename) = info.filename() {
+    if let Some(filename) = filename {
         put("fd.filename", json!(filename));
     }
     if let Some(socket) = &info.socket {
@@ -212,6 +212,21 @@ mod tests {
         assert_eq!(back.event, event.event);
         assert_eq!(back.process, event.process);
         assert_eq!(back.fd, event.fd);
+    }
+
+    #[test]
+    fn a_failed_open_shows_the_path_it_tried_without_a_file_name() {
+        use crate::events::{decode::decode, synth::RecordBuilder, syscalls::Syscall};
+        let mut enricher = crate::testing::detached_enricher();
+        let record = RecordBuilder::new(Syscall::Openat, 9, -(libc::ENOENT as i64))
+            .arg(0, -100i64 as u64)
+            .string(0, "/etc/missing")
+            .build();
+        let line = to_json(&enricher.enrich(decode(&record).unwrap()));
+        assert_eq!(line["fd.num"], -1);
+        assert_eq!(line["fd.name"], "/etc/missing");
+        assert_eq!(line["fd.directory"], "/etc");
+        assert!(line.get("fd.filename").is_none(), "{line}");
     }
 
     #[test]

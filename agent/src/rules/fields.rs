@@ -934,13 +934,7 @@ pub static FIELDS: &[FieldDef] = &[
         Str,
         None,
         "file name without the directory (none for a failed open, as in Falco)",
-        one(|e, _| {
-            let event_fd = e.fd.as_ref()?;
-            if event_fd.num < 0 {
-                return None;
-            }
-            s(event_fd.info.as_ref()?.filename()?)
-        })
+        one(|e, _| s(e.fd.as_ref()?.filename()?))
     ),
     field!(
         "fd.type",
