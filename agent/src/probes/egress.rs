@@ -21,7 +21,7 @@ use aya::{
     programs::{CgroupAttachMode, CgroupSockAddr},
 };
 
-use super::{ProbeError, Probes, attach_error, map_error, missing_map, open_cgroup};
+use super::{ProbeError, Probes, attach_error, map_error, open_cgroup};
 
 /// The egress programs, in attach order.
 pub const EGRESS_PROGRAMS: &[&str] = &[
@@ -119,22 +119,16 @@ impl Probes {
 
     /// Takes the egress maps out, for the policy updater.
     pub fn take_egress_maps(&mut self) -> Result<EgressMaps, ProbeError> {
-        let mut take =
-            |name: &'static str| self.ebpf.take_map(name).ok_or_else(|| missing_map(name));
         Ok(EgressMaps {
-            active: Array::try_from(take("EGRESS_ACTIVE")?).map_err(map_error("EGRESS_ACTIVE"))?,
-            config: Array::try_from(take("EGRESS_CONFIG")?).map_err(map_error("EGRESS_CONFIG"))?,
-            cgroups: HashMap::try_from(take("EGRESS_CGROUPS")?)
-                .map_err(map_error("EGRESS_CGROUPS"))?,
-            comms: HashMap::try_from(take("EGRESS_COMMS")?).map_err(map_error("EGRESS_COMMS"))?,
-            allow4: LpmTrie::try_from(take("EGRESS_ALLOW4")?)
-                .map_err(map_error("EGRESS_ALLOW4"))?,
-            allow6: LpmTrie::try_from(take("EGRESS_ALLOW6")?)
-                .map_err(map_error("EGRESS_ALLOW6"))?,
-            names: HashMap::try_from(take("EGRESS_NAMES")?).map_err(map_error("EGRESS_NAMES"))?,
-            name_ports: HashMap::try_from(take("EGRESS_NAME_PORTS")?)
-                .map_err(map_error("EGRESS_NAME_PORTS"))?,
-            hosts: HashMap::try_from(take("EGRESS_HOSTS")?).map_err(map_error("EGRESS_HOSTS"))?,
+            active: self.take_typed_map("EGRESS_ACTIVE")?,
+            config: self.take_typed_map("EGRESS_CONFIG")?,
+            cgroups: self.take_typed_map("EGRESS_CGROUPS")?,
+            comms: self.take_typed_map("EGRESS_COMMS")?,
+            allow4: self.take_typed_map("EGRESS_ALLOW4")?,
+            allow6: self.take_typed_map("EGRESS_ALLOW6")?,
+            names: self.take_typed_map("EGRESS_NAMES")?,
+            name_ports: self.take_typed_map("EGRESS_NAME_PORTS")?,
+            hosts: self.take_typed_map("EGRESS_HOSTS")?,
             generation: 0,
             written: [None, None],
         })

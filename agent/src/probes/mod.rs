@@ -504,39 +504,32 @@ impl Probes {
 
     /// Takes the map where the reader says until when it polls without being woken.
     pub fn take_reader_state(&mut self) -> Result<ReaderPolls, ProbeError> {
-        let map = self
-            .ebpf
-            .take_map("READER_POLLS_UNTIL")
-            .ok_or_else(|| missing_map("READER_POLLS_UNTIL"))?;
         Ok(ReaderPolls {
-            map: Array::try_from(map).map_err(map_error("READER_POLLS_UNTIL"))?,
+            map: self.take_typed_map("READER_POLLS_UNTIL")?,
             until: 0,
         })
     }
 
     /// Takes the ring buffer out, for the reader task.
     pub fn take_ring_buffer(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
-        let map = self
-            .ebpf
-            .take_map("EVENTS")
-            .ok_or_else(|| missing_map("EVENTS"))?;
-        RingBuf::try_from(map).map_err(map_error("EVENTS"))
+        self.take_typed_map("EVENTS")
     }
 
     /// Takes the drop counters out, for the metrics poller.
     pub fn take_drop_counters(&mut self) -> Result<DropCounters, ProbeError> {
-        let map = self
-            .ebpf
-            .take_map("DROPS")
-            .ok_or_else(|| missing_map("DROPS"))?;
-        let skipped = self
-            .ebpf
-            .take_map("SKIPPED")
-            .ok_or_else(|| missing_map("SKIPPED"))?;
         Ok(DropCounters {
-            map: PerCpuArray::try_from(map).map_err(map_error("DROPS"))?,
-            skipped: PerCpuArray::try_from(skipped).map_err(map_error("SKIPPED"))?,
+            map: self.take_typed_map("DROPS")?,
+            skipped: self.take_typed_map("SKIPPED")?,
         })
+    }
+
+    /// Takes map `name` out of the object, as a `T`, for a task that owns it from now on.
+    fn take_typed_map<T>(&mut self, name: &'static str) -> Result<T, ProbeError>
+    where
+        T: TryFrom<aya::maps::Map, Error = MapError>,
+    {
+        let map = self.ebpf.take_map(name).ok_or_else(|| missing_map(name))?;
+        T::try_from(map).map_err(map_error(name))
     }
 }
 
