@@ -72,28 +72,9 @@ enum Truth {
 
 fn eval(filter: &Filter, fd: FailedFd) -> Truth {
     match filter {
-        Filter::And(all) => {
-            let mut truth = Truth::Yes;
-            for part in all {
-                match eval(part, fd) {
-                    Truth::No => return Truth::No,
-                    Truth::Maybe => truth = Truth::Maybe,
-                    Truth::Yes => {}
-                }
-            }
-            truth
-        }
-        Filter::Or(any) => {
-            let mut truth = Truth::No;
-            for part in any {
-                match eval(part, fd) {
-                    Truth::Yes => return Truth::Yes,
-                    Truth::Maybe => truth = Truth::Maybe,
-                    Truth::No => {}
-                }
-            }
-            truth
-        }
+        // A false part decides a conjunction, a true one a disjunction.
+        Filter::And(all) => combine(all, Truth::No, fd),
+        Filter::Or(any) => combine(any, Truth::Yes, fd),
         Filter::Not(inner) => match eval(inner, fd) {
             Truth::Yes => Truth::No,
             Truth::No => Truth::Yes,
@@ -101,6 +82,24 @@ fn eval(filter: &Filter, fd: FailedFd) -> Truth {
         },
         Filter::Check(check) => eval_check(check, fd),
     }
+}
+
+/// The value of a conjunction (`decisive` = `No`) or a disjunction (`decisive` = `Yes`) of
+/// `parts`: `decisive` if one part is, otherwise `Maybe` if one part is, otherwise the other
+/// value.
+fn combine(parts: &[Filter], decisive: Truth, fd: FailedFd) -> Truth {
+    let mut truth = match decisive {
+        Truth::No => Truth::Yes,
+        _ => Truth::No,
+    };
+    for part in parts {
+        match eval(part, fd) {
+            value if value == decisive => return decisive,
+            Truth::Maybe => truth = Truth::Maybe,
+            _ => {}
+        }
+    }
+    truth
 }
 
 fn eval_check(check: &CompiledCheck, fd: FailedFd) -> Truth {
