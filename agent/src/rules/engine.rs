@@ -295,12 +295,12 @@ impl Ruleset {
         let fds = self.uses_field_where(|field| field.starts_with("fd."));
         let syscalls: Vec<Syscall> = syscalls::SYSCALLS
             .iter()
-            .map(|spec| spec.syscall)
-            .filter(|syscall| {
-                syscalls::PROCESS_STATE.contains(syscall)
-                    || (fds && syscalls::FD_STATE.contains(syscall))
-                    || needed.contains(&syscalls::spec(*syscall).name)
+            .filter(|spec| {
+                syscalls::PROCESS_STATE.contains(&spec.syscall)
+                    || (fds && syscalls::FD_STATE.contains(&spec.syscall))
+                    || needed.contains(&spec.name)
             })
+            .map(|spec| spec.syscall)
             .collect();
         let skip_failed = syscalls
             .iter()
