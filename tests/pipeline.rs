@@ -25,6 +25,15 @@ fn run(program: &str, args: &[&str]) -> u32 {
     pid
 }
 
+/// The exit of `pid` (a `cat`): it comes after every call the process made.
+async fn expect_exit_of_cat(harness: &mut Harness, pid: u32) {
+    harness
+        .expect("procexit of cat", |e| {
+            type_of(e) == "procexit" && e.event.task.pid == pid
+        })
+        .await;
+}
+
 /// The open of /etc/hostname by `pid` (a `cat /etc/hostname`).
 async fn expect_open_of_hostname(harness: &mut Harness, pid: u32) -> vigil::enrich::Enriched {
     harness
@@ -70,11 +79,7 @@ async fn exec_and_open_are_traced_with_process_state() {
     assert_eq!(info.name, "/etc/hostname");
     assert_eq!(info.kind, FdType::File);
 
-    harness
-        .expect("procexit of cat", |e| {
-            type_of(e) == "procexit" && e.event.task.pid == pid
-        })
-        .await;
+    expect_exit_of_cat(&mut harness, pid).await;
     assert_eq!(harness.metrics.kernel_drops_total(), 0);
     harness.stop().await;
 }
@@ -95,11 +100,7 @@ async fn syscalls_left_out_of_the_interest_leave_no_record() {
     harness
         .expect("execve of /bin/cat", |e| is_call(e, "execve", pid))
         .await;
-    harness
-        .expect("procexit of cat", |e| {
-            type_of(e) == "procexit" && e.event.task.pid == pid
-        })
-        .await;
+    expect_exit_of_cat(&mut harness, pid).await;
     // The exit came after every call cat made: none of its opens or closes was recorded.
     let recorded: Vec<&str> = harness
         .seen()
@@ -130,11 +131,7 @@ async fn failed_calls_no_rule_can_match_are_counted_not_recorded() {
     let status = child.wait().expect("cat ran");
     assert!(!status.success(), "cat of a missing file fails");
     // cat's exit comes after both opens: the good one is recorded, the failed one is not.
-    harness
-        .expect("procexit of cat", |e| {
-            type_of(e) == "procexit" && e.event.task.pid == pid
-        })
-        .await;
+    expect_exit_of_cat(&mut harness, pid).await;
     let opened: Vec<&str> = harness
         .seen()
         .iter()
