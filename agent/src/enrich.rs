@@ -326,14 +326,13 @@ fn num_param(call: &SyscallEvent, name: &str) -> u64 {
 }
 
 /// The directory a path argument is relative to.
-fn base_dir(entry: &ProcessEntry, dirfd: Option<i32>) -> String {
+fn base_dir(entry: &ProcessEntry, dirfd: Option<i32>) -> &str {
     match dirfd {
         Some(fd) if fd != AT_FDCWD => entry
             .fds
             .get(fd)
-            .map(|info| info.name.clone())
-            .unwrap_or_else(|| entry.info.cwd.to_string()),
-        _ => entry.info.cwd.to_string(),
+            .map_or(entry.info.cwd.as_str(), |info| info.name.as_str()),
+        _ => entry.info.cwd.as_str(),
     }
 }
 
@@ -345,7 +344,7 @@ fn resolved(entry: &ProcessEntry, call: &SyscallEvent, name: &str) -> String {
         }
         _ => None,
     };
-    paths::resolve(&base_dir(entry, dirfd), raw)
+    paths::resolve(base_dir(entry, dirfd), raw)
 }
 
 /// The file an open names: its resolved path, the path as passed, the open flags.
